@@ -1,0 +1,1 @@
+"""C++/CUDA kernel sources of ganblocks.ops, shipped so an installed copy can compile them."""

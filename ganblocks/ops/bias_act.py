@@ -1,0 +1,159 @@
+"""Fused bias + activation + gain + clamp, the epilogue of every StyleGAN-family layer.
+
+``bias_act(x, b, dim=1, act='lrelu')`` computes ``clamp(act(x + b) * gain, -clamp, clamp)`` where
+``b`` broadcasts along dimension ``dim`` of ``x``. Each activation has a default ``alpha`` (used by
+``lrelu`` only) and a default ``gain`` chosen to keep the signal's second moment roughly unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import torch
+import torch.nn.functional as F
+
+from . import native
+from ._params import check_tensor
+
+__all__ = ["ACTIVATIONS", "ActivationSpec", "BiasActParams", "bias_act"]
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """One entry of the activation table.
+
+    Attributes:
+        name: Key in :data:`ACTIVATIONS`.
+        func: ``func(x, alpha) -> y``, elementwise.
+        def_alpha: Default ``alpha`` (only ``lrelu`` uses it).
+        def_gain: Default gain applied after the activation.
+        code: Integer id used by the native kernels.
+        has_2nd_grad: Whether the second derivative is non-zero somewhere.
+    """
+
+    name: str
+    func: Callable[[torch.Tensor, float], torch.Tensor]
+    def_alpha: float
+    def_gain: float
+    code: int
+    has_2nd_grad: bool
+
+
+ACTIVATIONS: Dict[str, ActivationSpec] = {
+    spec.name: spec
+    for spec in [
+        ActivationSpec("linear", lambda x, a: x, 0.0, 1.0, 1, False),
+        ActivationSpec("relu", lambda x, a: F.relu(x), 0.0, math.sqrt(2), 2, False),
+        ActivationSpec("lrelu", lambda x, a: F.leaky_relu(x, a), 0.2, math.sqrt(2), 3, False),
+        ActivationSpec("tanh", lambda x, a: torch.tanh(x), 0.0, 1.0, 4, True),
+        ActivationSpec("sigmoid", lambda x, a: torch.sigmoid(x), 0.0, 1.0, 5, True),
+        ActivationSpec("elu", lambda x, a: F.elu(x), 0.0, 1.0, 6, True),
+        ActivationSpec("selu", lambda x, a: F.selu(x), 0.0, 1.0, 7, True),
+        ActivationSpec("softplus", lambda x, a: F.softplus(x), 0.0, 1.0, 8, True),
+        ActivationSpec("swish", lambda x, a: torch.sigmoid(x) * x, 0.0, math.sqrt(2), 9, True),
+    ]
+}
+"""The activations of :func:`bias_act`: linear, relu, lrelu, tanh, sigmoid, elu, selu, softplus,
+swish. ``elu`` is the standard ELU with alpha 1; the ``alpha`` argument is used by ``lrelu``
+only."""
+
+
+@dataclass(frozen=True)
+class BiasActParams:
+    """Parsed, validated arguments of one :func:`bias_act` call (shared by every backend)."""
+
+    spec: ActivationSpec
+    dim: int
+    alpha: float
+    gain: float
+    clamp: Optional[float]
+
+
+def _parse(
+    x: torch.Tensor,
+    b: Optional[torch.Tensor],
+    dim: int,
+    act: str,
+    alpha: Optional[float],
+    gain: Optional[float],
+    clamp: Optional[float],
+) -> BiasActParams:
+    check_tensor(x, "x")
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        raise ValueError(f"act: unknown activation {act!r}; expected one of {sorted(ACTIVATIONS)}")
+    spec = ACTIVATIONS[act]
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim: expected an int, got {dim!r}")
+    if b is not None:
+        check_tensor(b, "b", ndim=1)
+        if not 0 <= dim < x.ndim:
+            raise ValueError(f"dim: expected 0 <= dim < x.ndim = {x.ndim}, got {dim}")
+        if b.shape[0] != x.shape[dim]:
+            raise ValueError(
+                f"b: expected {x.shape[dim]} elements (x.shape[{dim}]), got {b.shape[0]}"
+            )
+    if clamp is not None and not clamp >= 0:
+        raise ValueError(f"clamp: expected None or a value >= 0, got {clamp!r}")
+    return BiasActParams(
+        spec=spec,
+        dim=dim,
+        alpha=float(spec.def_alpha if alpha is None else alpha),
+        gain=float(spec.def_gain if gain is None else gain),
+        clamp=None if clamp is None else float(clamp),
+    )
+
+
+def bias_act_ref(x: torch.Tensor, b: Optional[torch.Tensor], p: BiasActParams) -> torch.Tensor:
+    """Pure-PyTorch reference of :func:`bias_act` on parsed parameters."""
+    if b is not None:
+        shape = [-1 if i == p.dim else 1 for i in range(x.ndim)]
+        x = x + b.to(x.dtype).reshape(shape)
+    x = p.spec.func(x, p.alpha)
+    if p.gain != 1:
+        x = x * p.gain
+    if p.clamp is not None:
+        x = x.clamp(-p.clamp, p.clamp)
+    return x
+
+
+def bias_act(
+    x: torch.Tensor,
+    b: Optional[torch.Tensor] = None,
+    *,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: Optional[float] = None,
+    gain: Optional[float] = None,
+    clamp: Optional[float] = None,
+    impl: Optional[str] = None,
+) -> torch.Tensor:
+    """Add a bias, apply an activation, scale by a gain and clamp, in one op.
+
+    ``y = clamp(act(x + b, alpha) * gain, -clamp, clamp)``
+
+    Args:
+        x: Input of any shape, e.g. ``[N, C, H, W]``.
+        b: Bias ``[x.shape[dim]]``, or ``None``.
+        dim: Dimension of ``x`` that ``b`` runs along.
+        act: One of :data:`ACTIVATIONS`: ``'linear'``, ``'relu'``, ``'lrelu'``, ``'tanh'``,
+            ``'sigmoid'``, ``'elu'``, ``'selu'``, ``'softplus'``, ``'swish'``.
+        alpha: Negative slope of ``lrelu`` (default 0.2); ignored by the other activations.
+        gain: Scale after the activation; ``None`` is the activation's default (``sqrt(2)`` for
+            relu, lrelu and swish, 1 otherwise).
+        clamp: Clamp the output to ``[-clamp, clamp]`` after the gain; ``None`` disables it.
+        impl: ``'ref'``, ``'native'`` or ``None`` (native when built, else ref).
+
+    Returns:
+        Same shape and dtype as ``x``.
+
+    Example:
+        >>> x = torch.tensor([[-1.0, 2.0]])
+        >>> bias_act(x, torch.tensor([0.5, -0.5]), act='lrelu')
+        tensor([[-0.1414,  2.1213]])
+    """
+    p = _parse(x, b, dim, act, alpha, gain, clamp)
+    if native.resolve_impl(impl, x) == "native":
+        return native.bias_act(x, b, p)
+    return bias_act_ref(x, b, p)

@@ -1,0 +1,1 @@
+"""OCO-GAN (Optionally COnditioned GAN), built only from :mod:`ganblocks` blocks."""
