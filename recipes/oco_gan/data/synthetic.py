@@ -1,0 +1,701 @@
+"""SyntheticScenes: procedural outdoor scenes with semantic label maps, rendered on the fly.
+
+The built-in data set of the recipe: ``oco-gan demo`` and the integration tests train on it, so it
+needs no download and renders fast (about 1-2 ms for a 64x64 sample on one CPU core; vectorised
+numpy, no per-pixel Python loops). It is made to be learnable but not trivial:
+
+* **layouts vary** (unconditional generation has to learn them): horizon height, zero to two
+  mountain ranges with random silhouettes, optional sea with a wavy shore and beach, or a pond,
+  a road in perspective with a random vanishing point and bend, a cluster of buildings, trees whose
+  size follows their depth, boulders, the sun;
+* **textures live inside the classes** (conditional generation has to learn them, since the label
+  map does not show them): sky gradients and clouds, the sun's glow, snow caps, ripples and the
+  sun's reflection on water, grass noise, road markings, window grids (lit or dark), leaves,
+  trunks, rock speckle, with per-image colour variation (day, dusk, overcast);
+* class 0 is **don't-care**: a few small odd blobs (about 0.5 % of the pixels), like unannotated
+  objects in real data sets.
+
+Scenes are deterministic per ``(index, seed, split)``; their geometry lives in normalised
+coordinates, so the same scene renders at any resolution (round shapes stay round at other aspect
+ratios, e.g. 32x64 for the 2:1 Cityscapes-like shape).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import einops
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ganblocks.data import (
+    FlipRNG,
+    colorize_labels,
+    fingerprint,
+    hflip_pair,
+    parse_resolution,
+    split_key,
+)
+
+__all__ = ["SyntheticScenes", "render_scene"]
+
+DONTCARE, SKY, SUN, MOUNTAIN, WATER, GRASS, SAND, ROAD, BUILDING, TREE, ROCK = range(11)
+CLASS_NAMES: Tuple[str, ...] = (
+    "dontcare",
+    "sky",
+    "sun",
+    "mountain",
+    "water",
+    "grass",
+    "sand",
+    "road",
+    "building",
+    "tree",
+    "rock",
+)
+PALETTE = np.array(
+    [
+        [0, 0, 0],  # dontcare
+        [110, 170, 240],  # sky
+        [255, 220, 60],  # sun
+        [130, 90, 160],  # mountain
+        [30, 60, 200],  # water
+        [60, 170, 60],  # grass
+        [230, 200, 130],  # sand
+        [90, 90, 90],  # road
+        [200, 70, 50],  # building
+        [0, 90, 30],  # tree
+        [170, 160, 150],  # rock
+    ],
+    dtype=np.uint8,
+)
+_SPLITS = {"train": 0, "val": 1}
+
+
+# ----------------------------------------------------------------------------------------------
+# noise fields (resolution independent: a fixed random lattice queried at normalised coordinates)
+
+
+class _Noise2D:
+    """Value noise in [0, 1): a ``(cy+1) x (cx+1)`` random lattice, smoothstep interpolation."""
+
+    def __init__(self, rng: np.random.Generator, cy: int, cx: int) -> None:
+        self.cy, self.cx = cy, cx
+        self.grid = rng.random((cy + 1, cx + 1), dtype=np.float32)
+
+    def __call__(self, yv: np.ndarray, xv: np.ndarray) -> np.ndarray:
+        """``yv: [h]``, ``xv: [w]`` in [0, 1] → ``[h, w]``."""
+        fy = np.clip(yv, 0.0, 1.0) * self.cy
+        fx = np.clip(xv, 0.0, 1.0) * self.cx
+        iy = np.minimum(fy.astype(np.int64), self.cy - 1)
+        ix = np.minimum(fx.astype(np.int64), self.cx - 1)
+        ty, tx = fy - iy, fx - ix
+        ty = (ty * ty * (3 - 2 * ty))[:, None]
+        tx = (tx * tx * (3 - 2 * tx))[None, :]
+        rows0, rows1 = self.grid[iy], self.grid[iy + 1]  # [h, cx+1]
+        top = rows0[:, ix] * (1 - tx) + rows0[:, ix + 1] * tx
+        bot = rows1[:, ix] * (1 - tx) + rows1[:, ix + 1] * tx
+        return (top * (1 - ty) + bot * ty).astype(np.float32)
+
+
+def _noise1d(rng: np.random.Generator, cells: int, x: np.ndarray) -> np.ndarray:
+    """1-D value noise in [0, 1) with ``cells`` cells over [0, 1], evaluated at ``x``."""
+    grid = rng.random(cells + 1)
+    f = np.clip(x, 0.0, 1.0) * cells
+    i = np.minimum(f.astype(np.int64), cells - 1)
+    t = f - i
+    t = t * t * (3 - 2 * t)
+    return grid[i] * (1 - t) + grid[i + 1] * t
+
+
+def _smoothstep(a: float, b: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - a) / (b - a), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _jitter(rng: np.random.Generator, colour: Sequence[float], amount: float) -> np.ndarray:
+    c = np.asarray(colour, dtype=np.float64) + rng.uniform(-amount, amount, 3)
+    return np.clip(c, 0.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# layout: every random choice of geometry, drawn from one generator before any pixel is touched
+
+
+def _ridge_params(rng: np.random.Generator) -> Dict[str, Any]:
+    return {"grid": [rng.random(c + 1) for c in (3, 7, 15)], "weights": (0.55, 0.3, 0.15)}
+
+
+def _ridge(params: Dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """Mountain profile in [0, 1] (peaky: folded value noise)."""
+    out = np.zeros_like(x, dtype=np.float64)
+    for grid, w in zip(params["grid"], params["weights"]):
+        cells = len(grid) - 1
+        f = np.clip(x, 0.0, 1.0) * cells
+        i = np.minimum(f.astype(np.int64), cells - 1)
+        t = f - i  # linear interpolation: sharp ridges and peaks
+        out = out + w * (grid[i] * (1 - t) + grid[i + 1] * t)
+    return 1.0 - np.abs(2.0 * out - 1.0) ** 0.8
+
+
+def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
+    lay: Dict[str, Any] = {}
+    lay["mode"] = rng.choice(3, p=[0.6, 0.25, 0.15])  # day, dusk, overcast
+    h = lay["horizon"] = float(rng.uniform(0.32, 0.6))
+
+    lay["sun"] = None
+    if rng.random() < (0.2 if lay["mode"] == 2 else 0.55):
+        r = float(rng.uniform(0.035, 0.07))
+        lay["sun"] = (
+            float(rng.uniform(0.1, 0.9)),
+            float(rng.uniform(0.06, max(0.07, h - 0.1))),
+            r,
+        )
+
+    lay["mountains"] = []
+    n_ranges = rng.choice(3, p=[0.35, 0.4, 0.25])
+    for k in range(n_ranges):
+        lay["mountains"].append(
+            {
+                "height": float(rng.uniform(0.08, 0.3) * (1.0 - 0.35 * k) * h / 0.45),
+                "ridge": _ridge_params(rng),
+                "snow": bool(rng.random() < 0.45),
+                "far": k == 0 and n_ranges == 2,
+            }
+        )
+
+    lay["sea"] = lay["pond"] = None
+    u = rng.random()
+    if u < 0.3:
+        lay["sea"] = {
+            "depth": float(rng.uniform(0.06, 0.4) * (1 - h)),
+            "shore_amp": float(rng.uniform(0.01, 0.06)),
+            "shore_cells": int(rng.integers(2, 6)),
+            "shore": rng.random(6),
+            "beach": float(rng.uniform(0.03, 0.09)) if rng.random() < 0.65 else 0.0,
+        }
+    elif u < 0.45:
+        cy = float(rng.uniform(h + 0.12, 0.85))
+        lay["pond"] = {
+            "cx": float(rng.uniform(0.15, 0.85)),
+            "cy": cy,
+            "rx": float(rng.uniform(0.12, 0.35)),
+            "ry": float(rng.uniform(0.04, 0.1) * (cy - h) / 0.3),
+            "beach": float(rng.uniform(0.015, 0.04)) if rng.random() < 0.5 else 0.0,
+        }
+
+    lay["road"] = None
+    if rng.random() < 0.5:
+        lay["road"] = {
+            "vx": float(rng.uniform(0.25, 0.75)),
+            "bx": float(rng.uniform(0.15, 0.85)),
+            "half": float(rng.uniform(0.12, 0.35)),
+            "bend": float(rng.uniform(-0.25, 0.25)),
+            "dashes": bool(rng.random() < 0.7),
+            "edges": bool(rng.random() < 0.6),
+        }
+
+    # objects standing on the ground: rejected where the ground is water, sand or road
+    lay["buildings"] = []
+    if rng.random() < 0.55:
+        centre, spread = float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.08, 0.35))
+        for _ in range(int(rng.integers(1, 8))):
+            for _try in range(4):
+                bx = float(np.clip(centre + rng.normal(0.0, spread), 0.02, 0.98))
+                by = float(h + rng.uniform(0.0, 0.08) * (1 - h))
+                if _ground_at(lay, bx, by) == GRASS:
+                    break
+            else:
+                continue
+            depth = (by - h) / (1 - h)
+            scale = 0.8 + 1.5 * depth
+            bw = float(rng.uniform(0.06, 0.16) * scale)
+            bh = float(rng.uniform(0.08, 0.33) * scale * h / 0.45)
+            cols = int(rng.integers(2, 7))
+            lay["buildings"].append(
+                {
+                    "x": bx,
+                    "base": by,
+                    "w": bw,
+                    "h": bh,
+                    "family": int(rng.integers(5)),
+                    "cols": cols,
+                    "rows": int(np.clip(round(bh * cols / (1.3 * bw)), 2, 10)),
+                    "fill": float(rng.uniform(0.45, 0.7)),
+                    "roof": bool(rng.random() < 0.4),
+                    "lit": rng.random((10, 6)),
+                }
+            )
+        lay["buildings"].sort(key=lambda b: b["base"])
+
+    lay["trees"] = []
+    if rng.random() < 0.7:
+        for _ in range(int(rng.integers(1, 10))):
+            for _try in range(4):
+                tx = float(rng.uniform(0.0, 1.0))
+                ty = float(h + (1 - h) * rng.uniform(0.02, 1.05) ** 1.5)
+                if _ground_at(lay, tx, ty) == GRASS:
+                    break
+            else:
+                continue
+            depth = (ty - h) / (1 - h)
+            r = float(rng.uniform(0.035, 0.07) * (0.35 + 1.6 * depth))
+            lay["trees"].append(
+                {
+                    "x": tx,
+                    "base": ty,
+                    "r": r,
+                    "trunk": float(r * rng.uniform(0.6, 1.4)),
+                    "trunk_w": float(r * rng.uniform(0.16, 0.3)),
+                    "conifer": bool(rng.random() < 0.35),
+                    "lobes": rng.uniform(-1.0, 1.0, (3, 3)),
+                    "colour": int(rng.choice(3, p=[0.7, 0.15, 0.15])),
+                }
+            )
+        lay["trees"].sort(key=lambda t: t["base"])
+
+    lay["rocks"] = []
+    if rng.random() < 0.35:
+        for _ in range(int(rng.integers(1, 5))):
+            rx = float(rng.uniform(0.0, 1.0))
+            ry = float(h + (1 - h) * rng.uniform(0.1, 1.0))
+            if _ground_at(lay, rx, ry) not in (GRASS, SAND):
+                continue
+            depth = (ry - h) / (1 - h)
+            w = float(rng.uniform(0.02, 0.06) * (0.4 + 1.4 * depth))
+            lay["rocks"].append(
+                {"x": rx, "base": ry, "w": w, "h": float(w * rng.uniform(0.5, 1.0))}
+            )
+        lay["rocks"].sort(key=lambda t: t["base"])
+
+    lay["blobs"] = []
+    for _ in range(int(rng.choice(5, p=[0.25, 0.3, 0.25, 0.12, 0.08]))):
+        lay["blobs"].append(
+            {
+                "x": float(rng.uniform(0.0, 1.0)),
+                "y": float(rng.uniform(0.0, 1.0)),
+                "rx": float(rng.uniform(0.018, 0.05)),
+                "ry": float(rng.uniform(0.018, 0.05)),
+                "colour": rng.random(3),
+            }
+        )
+    return lay
+
+
+def _sea_shore(lay: Dict[str, Any], x: np.ndarray) -> np.ndarray:
+    sea = lay["sea"]
+    cells = sea["shore_cells"]
+    grid = sea["shore"][: cells + 1]
+    f = np.clip(x, 0.0, 1.0) * cells
+    i = np.minimum(np.asarray(f).astype(np.int64), cells - 1)
+    t = f - i
+    t = t * t * (3 - 2 * t)
+    wave = grid[i] * (1 - t) + grid[i + 1] * t
+    return lay["horizon"] + sea["depth"] + sea["shore_amp"] * (2 * wave - 1)
+
+
+def _road_geometry(lay: Dict[str, Any], y: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    road, h = lay["road"], lay["horizon"]
+    t = np.clip((y - h) / (1 - h), 0.0, 1.0)
+    centre = road["vx"] + (road["bx"] - road["vx"]) * t + road["bend"] * t * (1 - t)
+    half = road["half"] * t + 0.002
+    return t, centre, half
+
+
+def _ground_class(lay: Dict[str, Any], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Class of the ground (below the horizon) at ``(x, y)``: grass, sand, water or road."""
+    x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    out = np.full(x.shape, GRASS, dtype=np.int64)
+    wet = np.zeros(x.shape, dtype=bool)
+    if lay["sea"] is not None:
+        shore = _sea_shore(lay, x)
+        beach = (y >= shore) & (y < shore + lay["sea"]["beach"])
+        sea = y < shore
+        out[beach] = SAND
+        out[sea] = WATER
+        wet = sea | beach
+    if lay["pond"] is not None:
+        p = lay["pond"]
+        d = ((x - p["cx"]) / p["rx"]) ** 2 + ((y - p["cy"]) / p["ry"]) ** 2
+        scale = 1.0 + p["beach"] / p["ry"]
+        beach = d < scale * scale
+        out[beach] = SAND
+        out[d < 1.0] = WATER
+        wet = wet | beach
+    if lay["road"] is not None:
+        _, centre, half = _road_geometry(lay, y)
+        out[(np.abs(x - centre) < half) & ~wet] = ROAD
+    return out
+
+
+def _ground_at(lay: Dict[str, Any], x: float, y: float) -> int:
+    return int(_ground_class(lay, np.array(x), np.array(y)))
+
+
+# ----------------------------------------------------------------------------------------------
+# rendering
+
+
+def _box(x0: float, x1: float, y0: float, y1: float, hh: int, ww: int):
+    """Pixel slices covering the normalised box, or None when it is empty."""
+    c0, c1 = max(0, math.floor(x0 * ww)), min(ww, math.ceil(x1 * ww))
+    r0, r1 = max(0, math.floor(y0 * hh)), min(hh, math.ceil(y1 * hh))
+    if c0 >= c1 or r0 >= r1:
+        return None
+    return slice(r0, r1), slice(c0, c1)
+
+
+def render_scene(
+    index: int, *, seed: int = 0, split: str = "train", resolution=(64, 64)
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Render scene ``index`` of SyntheticScenes.
+
+    Args:
+        index: Scene number (any non-negative int).
+        seed: Seed of the scene family.
+        split: ``"train"`` or ``"val"`` (different scenes).
+        resolution: ``(H, W)`` or an int.
+
+    Returns:
+        ``image``: float32 ``[H, W, 3]`` in [0, 1]; ``label``: int64 ``[H, W]`` in ``[0, 11)``.
+
+    Example:
+        >>> img, lab = render_scene(0, resolution=(32, 64))
+        >>> img.shape, lab.shape, bool(lab.max() < 11)
+        ((32, 64, 3), (32, 64), True)
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ValueError(f"index must be a non-negative int, got {index!r}")
+    hh, ww = parse_resolution(resolution)
+    seq = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, _SPLITS[split], int(index)])
+    # independent streams, so that resolution-dependent draws never shift the others: layout,
+    # colours (resolution independent), noise lattices (depend on the aspect ratio), pixel noise
+    layout_rng, rng, lattice_rng, pixel_rng = map(np.random.default_rng, seq.spawn(4))
+    lay = _draw_layout(layout_rng)
+    aspect = ww / hh
+
+    yv = ((np.arange(hh) + 0.5) / hh).astype(np.float32)
+    xv = ((np.arange(ww) + 0.5) / ww).astype(np.float32)
+    yy, xx = yv[:, None], xv[None, :]
+    h = lay["horizon"]
+    mode = lay["mode"]
+
+    def cells(c: int) -> int:
+        return max(1, round(c * aspect))
+
+    fine = _Noise2D(lattice_rng, 24, cells(24))
+    mid = _Noise2D(lattice_rng, 8, cells(8))
+    n_fine, n_mid = fine(yv, xv), mid(yv, xv)
+    speck = pixel_rng.random((hh, ww), dtype=np.float32)
+
+    # --- sky: vertical gradient, clouds, the sun's glow
+    top, hor = [
+        ((0.22, 0.42, 0.85), (0.68, 0.82, 0.96)),
+        ((0.2, 0.2, 0.5), (0.98, 0.58, 0.32)),
+        ((0.52, 0.55, 0.6), (0.78, 0.78, 0.8)),
+    ][mode]
+    top, hor = _jitter(rng, top, 0.07), _jitter(rng, hor, 0.06)
+    t = np.clip(yy / h, 0.0, 1.0)[..., None]
+    img = np.broadcast_to(top * (1 - t) + hor * t, (hh, ww, 3)).astype(np.float32)
+    cloud_field = 0.6 * _Noise2D(lattice_rng, 4, cells(2))(yv, xv) + 0.4 * n_mid
+    cover = float(rng.uniform(0.35, 0.75)) - (0.2 if mode == 2 else 0.0)
+    cloud = _smoothstep(cover, cover + 0.18, cloud_field)[..., None] * float(rng.uniform(0.5, 0.95))
+    cloud_col = _jitter(rng, [(0.97, 0.97, 0.98), (0.95, 0.72, 0.7), (0.9, 0.9, 0.92)][mode], 0.03)
+    img = img * (1 - cloud) + cloud_col * (cloud * (0.85 + 0.15 * n_fine[..., None]))
+    label = np.full((hh, ww), SKY, dtype=np.int64)
+
+    sun_col = np.array((1.0, 0.96, 0.75) if mode != 1 else (1.0, 0.78, 0.45))
+    if lay["sun"] is not None:
+        sx, sy, sr = lay["sun"]
+        d = np.sqrt(((xx - sx) * aspect) ** 2 + (yy - sy) ** 2)
+        glow = np.exp(-np.maximum(d - sr, 0) / (2.5 * sr))[..., None] * 0.45
+        img = img * (1 - glow) + sun_col * glow
+        disk = d < sr
+        img[disk] = sun_col
+        label[disk] = SUN
+
+    # --- mountains: silhouettes over the horizon, shading, snow caps
+    for m in lay["mountains"]:
+        top_y = h - m["height"] * (0.35 + 0.65 * _ridge(m["ridge"], xv))  # [W]
+        mask = (yy > top_y[None, :]) & (yy < h + 0.01)
+        base = (0.5, 0.55, 0.68) if m["far"] else (0.36, 0.36, 0.3)
+        base = _jitter(rng, base, 0.06)
+        if mode == 1:
+            base = base * np.array((0.8, 0.65, 0.75))
+        rel = ((yy - top_y[None, :]) / max(m["height"], 1e-3))[..., None]
+        shade = 1.0 - 0.25 * np.clip(rel, 0, 1) + 0.25 * (n_fine[..., None] - 0.5)
+        col = base * shade
+        if m["snow"]:
+            snow_line = h - m["height"] * (0.6 + 0.25 * n_mid)
+            snow = ((yy < snow_line) & mask)[..., None]
+            col = np.where(
+                snow, np.array((0.93, 0.94, 0.97)) * (0.9 + 0.1 * n_fine[..., None]), col
+            )
+        img = np.where(mask[..., None], col, img)
+        label[mask] = MOUNTAIN
+
+    # --- ground: grass, sea/pond, beach, road
+    below = yy >= h
+    ground = np.where(below, _ground_class(lay, xx, yy), -1)
+    depth = np.clip((yy - h) / (1 - h), 0, 1)[..., None]
+    grass = _jitter(
+        rng, [(0.3, 0.55, 0.18), (0.55, 0.55, 0.22), (0.25, 0.45, 0.2)][rng.choice(3)], 0.05
+    )
+    if mode == 1:
+        grass = grass * np.array((0.85, 0.7, 0.6))
+    haze = (1 - depth) * 0.35
+    g_tex = 0.75 + 0.35 * n_fine[..., None] + 0.15 * (speck[..., None] - 0.5) * depth
+    grass_img = (grass * g_tex) * (1 - haze) + hor * haze
+    img = np.where((ground == GRASS)[..., None], grass_img, img)
+
+    if lay["sea"] is not None or lay["pond"] is not None:
+        streak = _Noise2D(lattice_rng, 48, cells(3))(yv, xv)
+        deep = _jitter(rng, (0.08, 0.24, 0.42), 0.05)
+        mix = float(rng.uniform(0.3, 0.6))
+        water = deep * (1 - mix) + hor * mix
+        ripple = 0.8 + 0.4 * streak[..., None]
+        water_img = water * ripple
+        if lay["sun"] is not None:
+            sx = lay["sun"][0]
+            glint = np.exp(-(((xx - sx) * aspect / 0.04) ** 2))[..., None] * (
+                streak[..., None] > 0.5
+            )
+            water_img = water_img * (1 - 0.6 * glint) + sun_col * 0.6 * glint
+        img = np.where((ground == WATER)[..., None], water_img, img)
+    sand = _jitter(rng, (0.84, 0.76, 0.55), 0.05)
+    img = np.where((ground == SAND)[..., None], sand * (0.85 + 0.25 * speck[..., None]), img)
+
+    if lay["road"] is not None:
+        road = lay["road"]
+        tt, centre, half = _road_geometry(lay, yy)
+        rel = np.abs(xx - centre) / half
+        asphalt = _jitter(rng, (0.3, 0.3, 0.32), 0.04) * (0.85 + 0.2 * speck[..., None])
+        paint = np.zeros((hh, ww), dtype=bool)
+        if road["edges"]:
+            paint |= (rel > 0.86) & (rel < 0.93)
+        if road["dashes"]:
+            phase = 1.0 / (tt + 0.08)
+            paint |= (rel < 0.04 + 0.5 / max(half.max() * ww, 1)) & (np.mod(phase * 1.5, 1.0) < 0.5)
+        road_img = np.where(paint[..., None], np.array((0.92, 0.92, 0.86)), asphalt)
+        img = np.where((ground == ROAD)[..., None], road_img, img)
+    label = np.where(below, ground, label)
+
+    # --- buildings: rectangles with window grids (lit or dark), optional roof band
+    families = [
+        (0.6, 0.3, 0.22),
+        (0.6, 0.6, 0.6),
+        (0.8, 0.72, 0.55),
+        (0.88, 0.88, 0.85),
+        (0.35, 0.45, 0.6),
+    ]
+    lit_p = 0.5 if mode == 1 else 0.12
+    for b in lay["buildings"]:
+        x0, x1 = b["x"] - b["w"] / 2, b["x"] + b["w"] / 2
+        y0, y1 = b["base"] - b["h"], b["base"]
+        wall = _jitter(rng, families[b["family"]], 0.06)
+        box = _box(x0, x1, y0, y1, hh, ww)
+        if box is None:
+            continue
+        ys, xs = box
+        u = (xv[xs] - x0) / (x1 - x0)  # [w] in [0, 1] across the facade
+        v = (yv[ys] - y0) / (y1 - y0)  # [h] from the top
+        col = wall * (0.9 + 0.15 * (n_fine[ys, xs, None] - 0.5)) * (0.85 + 0.15 * u[None, :, None])
+        roof_h = 0.08 if b["roof"] else 0.0
+        fu = u * b["cols"]
+        fv = (v - roof_h) / (1 - roof_h - 0.06) * b["rows"]
+        in_u = (np.mod(fu, 1.0) > (1 - b["fill"]) / 2) & (np.mod(fu, 1.0) < (1 + b["fill"]) / 2)
+        in_v = (np.mod(fv, 1.0) > 0.25) & (np.mod(fv, 1.0) < 0.8) & (fv >= 0) & (fv < b["rows"])
+        window = in_v[:, None] & in_u[None, :]
+        ci = np.clip(fu.astype(np.int64), 0, 5)
+        ri = np.clip(fv.astype(np.int64), 0, 9)
+        lit = b["lit"][ri][:, ci] < lit_p
+        win_col = np.where(
+            lit[..., None], np.array((0.95, 0.85, 0.45)), np.array((0.14, 0.17, 0.25))
+        )
+        col = np.where(window[..., None], win_col, col)
+        if b["roof"]:
+            col = np.where((v < roof_h)[:, None, None], wall * 0.55, col)
+        img[ys, xs] = col
+        label[ys, xs] = BUILDING
+
+    # --- trees: trunk + crown (round with lobes, or conifer), lit from the sun's side
+    light_x = (lay["sun"][0] - 0.5) * 2 if lay["sun"] is not None else 0.5
+    crowns = [(0.16, 0.4, 0.14), (0.62, 0.45, 0.12), (0.1, 0.3, 0.16)]
+    trunk_col = _jitter(rng, (0.33, 0.22, 0.12), 0.04)
+    for tr in lay["trees"]:
+        r, tx, base = tr["r"], tr["x"], tr["base"]
+        rx = r / aspect  # radius in normalised x
+        crown_cy = base - tr["trunk"] - 0.75 * r
+        top = crown_cy - (1.6 * r if tr["conifer"] else 1.25 * r)
+        leaf = _jitter(rng, crowns[tr["colour"]], 0.05)
+        box = _box(tx - 1.3 * rx, tx + 1.3 * rx, top, base, hh, ww)
+        if box is None:
+            continue
+        ys, xs = box
+        dx = ((xv[xs] - tx) * aspect)[None, :]
+        dy = (yv[ys] - crown_cy)[:, None]
+        if tr["conifer"]:
+            k = np.clip((yv[ys][:, None] - top) / (base - tr["trunk"] * 0.5 - top), 0, 1)
+            crown = np.abs(dx) < r * 0.85 * k * (0.85 + 0.15 * np.cos(k * 40))
+            crown &= yv[ys][:, None] < base - tr["trunk"] * 0.5
+        else:
+            crown = (dx / r) ** 2 + (dy / r) ** 2 < 1.0
+            for lx, ly, lr in tr["lobes"]:
+                cx, cy, rr = 0.55 * lx * r, 0.45 * ly * r - 0.2 * r, r * (0.55 + 0.15 * lr)
+                crown |= ((dx - cx) ** 2 + (dy - cy) ** 2) < rr * rr
+        trunk = (
+            (np.abs(dx) < tr["trunk_w"] / 2)
+            & (yv[ys][:, None] > crown_cy)
+            & (yv[ys][:, None] < base)
+        )
+        mask = crown | trunk
+        side = np.clip(0.5 + 0.5 * (dx * light_x - dy * 0.6) / r, 0, 1)[..., None]
+        crown_col = (
+            leaf * (0.55 + 0.45 * side) * (0.7 + 0.6 * n_fine[ys, xs, None] * speck[ys, xs, None])
+        )
+        col = np.where(crown[..., None], crown_col, trunk_col * (0.85 + 0.3 * speck[ys, xs, None]))
+        img[ys, xs] = np.where(mask[..., None], col, img[ys, xs])
+        label[ys, xs] = np.where(mask, TREE, label[ys, xs])
+
+    # --- rocks: half-ellipse boulders with speckle and a lit top
+    rock_col = _jitter(rng, (0.5, 0.49, 0.47), 0.05)
+    for rk in lay["rocks"]:
+        w, hgt = rk["w"], rk["h"]
+        box = _box(rk["x"] - w / aspect, rk["x"] + w / aspect, rk["base"] - hgt, rk["base"], hh, ww)
+        if box is None:
+            continue
+        ys, xs = box
+        dx = ((xv[xs] - rk["x"]) * aspect / w)[None, :]
+        dy = ((yv[ys] - rk["base"]) / hgt)[:, None]
+        mask = (dx * dx + dy * dy < 1.0) & (dy < 0)
+        shade = 0.6 + 0.5 * np.clip(-dy, 0, 1) + 0.3 * (speck[ys, xs] - 0.5)
+        img[ys, xs] = np.where(mask[..., None], rock_col * shade[..., None], img[ys, xs])
+        label[ys, xs] = np.where(mask, ROCK, label[ys, xs])
+
+    # --- don't-care blobs: small unannotated odd things
+    for bl in lay["blobs"]:
+        rx = bl["rx"] / aspect
+        box = _box(bl["x"] - rx, bl["x"] + rx, bl["y"] - bl["ry"], bl["y"] + bl["ry"], hh, ww)
+        if box is None:
+            continue
+        ys, xs = box
+        dx = ((xv[xs] - bl["x"]) / rx)[None, :]
+        dy = ((yv[ys] - bl["y"]) / bl["ry"])[:, None]
+        mask = dx * dx + dy * dy < 1.0
+        col = bl["colour"] * (0.6 + 0.8 * speck[ys, xs, None])
+        img[ys, xs] = np.where(mask[..., None], col, img[ys, xs])
+        label[ys, xs] = np.where(mask, DONTCARE, label[ys, xs])
+
+    # --- global colour variation and sensor noise
+    gain = _jitter(rng, (1.0, 1.0, 1.0), 0.05) * float(rng.uniform(0.85, 1.1))
+    img = img * gain + pixel_rng.normal(0.0, 0.012, (hh, ww, 1))
+    return np.clip(img, 0.0, 1.0).astype(np.float32), label
+
+
+class SyntheticScenes(Dataset):
+    """Procedural outdoor scenes with semantic label maps (the recipe's built-in data set).
+
+    Items are dicts ``{"image": float32 [3, H, W] in [-1, 1], "label": int64 [H, W],
+    "has_label": True, "index": int}``; classes are :attr:`CLASS_NAMES` (11, class 0 is
+    don't-care). See the module docstring for what the scenes contain.
+
+    Args:
+        resolution: ``(H, W)`` or an int; any size (geometry is resolution independent).
+        split: ``"train"`` or ``"val"``: disjoint families of scenes.
+        size: Number of distinct scenes (default 10 000 for train, 1 000 for val).
+        seed: Seed of the scene family; item ``i`` is the same for the same ``(i, seed, split)``.
+        flip: Random horizontal flip of image and label together (keys ``(i, flip)`` fix it).
+
+    Example:
+        >>> ds = SyntheticScenes(resolution=(32, 64), size=8)
+        >>> item = ds[3]
+        >>> item["image"].shape, item["label"].shape, ds.num_classes
+        (torch.Size([3, 32, 64]), torch.Size([32, 64]), 11)
+        >>> torch.equal(item["label"], SyntheticScenes(resolution=(32, 64))[3]["label"])
+        True
+    """
+
+    CLASS_NAMES: Tuple[str, ...] = CLASS_NAMES
+    PALETTE: np.ndarray = PALETTE
+
+    def __init__(
+        self,
+        *,
+        resolution=(64, 64),
+        split: str = "train",
+        size: Optional[int] = None,
+        seed: int = 0,
+        flip: bool = False,
+    ) -> None:
+        if split not in _SPLITS:
+            raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
+        if size is None:
+            size = 10_000 if split == "train" else 1_000
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"size must be a positive int, got {size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.resolution: Tuple[int, int] = parse_resolution(resolution)
+        self.split = split
+        self.size = int(size)
+        self.seed = int(seed)
+        self.flip = bool(flip)
+        self.num_classes = len(CLASS_NAMES)
+        self.class_names: List[str] = list(CLASS_NAMES)
+        self.dontcare_index: Optional[int] = DONTCARE
+        self.palette = PALETTE
+        self.labelled_mask = np.ones(self.size, dtype=bool)
+        self._coin = FlipRNG(None)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def item_names(self) -> List[str]:
+        """Names identifying each scene (for split fingerprints)."""
+        return [f"synthetic/{self.split}/{self.seed}/{i}" for i in range(self.size)]
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash identifying this family of scenes and its size."""
+        return fingerprint([f"synthetic/{self.split}/{self.seed}/{self.size}"])
+
+    def has_label(self, index: int) -> bool:
+        """Every scene has a label map."""
+        return True
+
+    def get_item(
+        self, index: int, *, flip: Optional[bool] = None, with_label: bool = True
+    ) -> Dict[str, Any]:
+        """Scene ``index``; ``flip`` overrides the random flip; ``with_label=False`` zeros labels.
+
+        Returns the item dict described in the class docstring.
+        """
+        index, _ = split_key(index, self.size)
+        img, lab = render_scene(index, seed=self.seed, split=self.split, resolution=self.resolution)
+        image = torch.from_numpy(np.ascontiguousarray(einops.rearrange(img, "h w c -> c h w")))
+        image = image.mul_(2.0).sub_(1.0)
+        label = torch.from_numpy(lab) if with_label else torch.zeros(lab.shape, dtype=torch.int64)
+        if flip is None:
+            flip = self.flip and self._coin.coin()
+        if flip:
+            image, label = hflip_pair(image, label)
+        return {"image": image, "label": label, "has_label": bool(with_label), "index": index}
+
+    def __getitem__(self, key) -> Dict[str, Any]:
+        index, flip = split_key(key, self.size)
+        return self.get_item(index, flip=flip)
+
+    def colorize(self, label: torch.Tensor) -> torch.Tensor:
+        """Label map(s) ``[..., H, W]`` → uint8 RGB ``[..., 3, H, W]`` with :attr:`PALETTE`."""
+        return colorize_labels(label, self.num_classes, palette=self.palette, channels_first=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticScenes(resolution={self.resolution}, split={self.split!r}, "
+            f"size={self.size}, seed={self.seed}, flip={self.flip})"
+        )
