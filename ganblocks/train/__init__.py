@@ -1,0 +1,24 @@
+"""Generic trainer parts: distributed setup, EMA, checkpoints, logging, sampling, interrupts.
+
+Nothing here knows about a particular GAN; a recipe's trainer composes these pieces.
+"""
+
+from .checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
+from .distributed import DistributedContext, init_distributed
+from .ema import ExponentialMovingAverage
+from .logging import MetricsLogger
+from .sampler import GlobalBatchSampler
+from .signals import GracefulInterrupt
+
+__all__ = [
+    "DistributedContext",
+    "ExponentialMovingAverage",
+    "GlobalBatchSampler",
+    "GracefulInterrupt",
+    "MetricsLogger",
+    "atomic_save",
+    "capture_rng_state",
+    "init_distributed",
+    "load_checkpoint",
+    "restore_rng_state",
+]
