@@ -1,0 +1,39 @@
+"""Layers: equalised-LR linear/conv, FIR resampling, style modulation, mapping networks, residual
+blocks, ASPP, minibatch std, SPADE and Gumbel-Softmax.
+
+Every block is a small ``nn.Module`` with keyword-only options, a docstring with tensor shapes, and
+no knowledge of any particular GAN; see the API page for the conventions (equalised learning rate,
+fused bias + activation, FIR resampling).
+"""
+
+from .aspp import ASPP
+from .equalized import EqualConv2d, EqualLinear, PixelNorm
+from .gumbel import GumbelSoftmax, gumbel_softmax
+from .mapping import MappingNetwork, StyleMapMapping
+from .minibatch_std import MinibatchStd
+from .modulation import ModulatedConv2d, SpatialModulation, StyledConv2d, modulated_conv2d
+from .resample import Blur, Downsample2d, Upsample2d
+from .resblocks import ResBlockD, ResBlockU
+from .spade import SPADE
+
+__all__ = [
+    "ASPP",
+    "SPADE",
+    "Blur",
+    "Downsample2d",
+    "EqualConv2d",
+    "EqualLinear",
+    "GumbelSoftmax",
+    "MappingNetwork",
+    "MinibatchStd",
+    "ModulatedConv2d",
+    "PixelNorm",
+    "ResBlockD",
+    "ResBlockU",
+    "SpatialModulation",
+    "StyleMapMapping",
+    "StyledConv2d",
+    "Upsample2d",
+    "gumbel_softmax",
+    "modulated_conv2d",
+]

@@ -1,0 +1,117 @@
+"""Mapping networks: latent ``z`` → style vector ``w`` (StyleGAN) or style map (StyleMapGAN).
+
+Both normalise ``z`` with :class:`~ganblocks.nn.PixelNorm` and then apply a stack of equalised
+linear layers with ``lrelu·√2`` and a small learning-rate multiplier (0.01 by default), so the
+mapping learns two orders of magnitude slower than the rest of the generator.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ._utils import check_input, check_int, check_pair
+from .equalized import EqualLinear, PixelNorm
+
+__all__ = ["MappingNetwork", "StyleMapMapping"]
+
+
+def _mlp(dims: Sequence[int], lr_mul: float) -> nn.Sequential:
+    return nn.Sequential(
+        *[
+            EqualLinear(d_in, d_out, lr_mul=lr_mul, activation="lrelu")
+            for d_in, d_out in zip(dims[:-1], dims[1:])
+        ]
+    )
+
+
+class MappingNetwork(nn.Module):
+    """StyleGAN mapping network: PixelNorm, then ``num_layers`` equalised linear layers + lrelu.
+
+    Args:
+        z_dim: Size of the latent ``z``.
+        w_dim: Size of the style vector ``w`` (also the hidden width unless ``hidden_dim``).
+        num_layers: Number of linear layers (at least 1).
+        lr_mul: Learning-rate multiplier of every layer.
+        hidden_dim: Width of the hidden layers; ``None`` is ``w_dim``.
+
+    Shapes:
+        ``z: [N, z_dim]`` → ``[N, w_dim]``.
+
+    Example:
+        >>> MappingNetwork(64, 128, num_layers=4)(torch.randn(8, 64)).shape
+        torch.Size([8, 128])
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        w_dim: int,
+        *,
+        num_layers: int = 8,
+        lr_mul: float = 0.01,
+        hidden_dim: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        self.z_dim = check_int(z_dim, "z_dim")
+        self.w_dim = check_int(w_dim, "w_dim")
+        self.num_layers = check_int(num_layers, "num_layers")
+        hidden = self.w_dim if hidden_dim is None else check_int(hidden_dim, "hidden_dim")
+        dims = [self.z_dim] + [hidden] * (self.num_layers - 1) + [self.w_dim]
+        self.norm = PixelNorm()
+        self.layers = _mlp(dims, lr_mul)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z: [N, z_dim]`` → ``w: [N, w_dim]``."""
+        check_input(z, "z", ndim=2, channels=self.z_dim)
+        return self.layers(self.norm(z))
+
+
+class StyleMapMapping(nn.Module):
+    """StyleMapGAN mapping: ``z`` → a spatial style map ``[N, style_channels, h, w]``.
+
+    PixelNorm, then ``num_layers`` equalised linear layers with lrelu; all but the last keep width
+    ``z_dim``, the last maps ``z_dim → style_channels·h·w``, reshaped channel-major to the map.
+
+    Args:
+        z_dim: Size of the latent ``z``.
+        style_channels: Channels of the style map.
+        size: Spatial size ``(h, w)`` of the style map, or an int for a square map.
+        num_layers: Number of linear layers (at least 1).
+        lr_mul: Learning-rate multiplier of every layer.
+
+    Shapes:
+        ``z: [N, z_dim]`` → ``[N, style_channels, h, w]``.
+
+    Example:
+        >>> StyleMapMapping(64, 64, (8, 16), num_layers=2)(torch.randn(4, 64)).shape
+        torch.Size([4, 64, 8, 16])
+    """
+
+    def __init__(
+        self,
+        z_dim: int = 64,
+        style_channels: int = 64,
+        size: Union[int, Sequence[int]] = (8, 8),
+        *,
+        num_layers: int = 8,
+        lr_mul: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.z_dim = check_int(z_dim, "z_dim")
+        self.style_channels = check_int(style_channels, "style_channels")
+        self.size = check_pair(size, "size")
+        self.num_layers = check_int(num_layers, "num_layers")
+        h, w = self.size
+        dims = [self.z_dim] * self.num_layers + [self.style_channels * h * w]
+        self.norm = PixelNorm()
+        self.layers = _mlp(dims, lr_mul)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z: [N, z_dim]`` → style map ``[N, style_channels, h, w]``."""
+        check_input(z, "z", ndim=2, channels=self.z_dim)
+        h, w = self.size
+        return rearrange(self.layers(self.norm(z)), "n (c h w) -> n c h w", h=h, w=w)
