@@ -1,19 +1,51 @@
-"""The ``oco-gan`` command line tool."""
+"""The ``oco-gan`` command line tool.
+
+Subcommands: ``demo``, ``train``, ``info`` (and ``generate``, ``evaluate``, ``train-segmenter``
+where available). Run ``oco-gan COMMAND --help`` for the options of each.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
 
-SUBCOMMANDS = {
-    "demo": "train the demo preset on the built-in synthetic scenes and write sample grids",
-    "train": "train OCO-GAN on a data set (single process or under torchrun)",
-    "info": "print the parameter count of each part of a preset's model",
-    "generate": "generate unconditional / conditional samples from a checkpoint",
-    "evaluate": "compute FID, CFID, KID and mIoU of a trained run",
-    "train-segmenter": "train a compact segmentation network for mIoU on a data set",
-}
+__all__ = ["build_parser", "main"]
+
+
+def _add_train_args(p: argparse.ArgumentParser, *, demo: bool) -> None:
+    if not demo:
+        p.add_argument("--preset", default="demo",
+                       help="config preset: demo, cityscapes, ade20k, coco_stuff, celebamask_hq, "
+                            "folder (default: demo)")
+        p.add_argument("--data", default=None, metavar="PATH",
+                       help="data set root (sets data.root)")
+        p.add_argument("--config", default=None, metavar="FILE",
+                       help="start from a saved config (JSON/YAML) instead of a preset")
+        p.add_argument("--steps", type=int, default=None, help="total iterations (train.steps)")
+        p.add_argument("--regime", choices=["full", "limited", "semi"], default=None,
+                       help="data regime (data.regime)")
+        p.add_argument("--subset", type=int, default=None,
+                       help="images in the limited regime (data.subset)")
+        p.add_argument("--labelled", type=int, default=None,
+                       help="labelled images in the semi regime (data.labelled)")
+        p.add_argument("--mode", choices=["hybrid", "uncond_only", "cond_only"], default=None,
+                       help="train.mode")
+        p.add_argument("--minutes", type=float, default=None,
+                       help="stop (with a checkpoint) after this much training time")
+    p.add_argument("--out", default="runs/demo" if demo else None, required=not demo,
+                   metavar="DIR", help="run directory" + (" (default: runs/demo)" if demo else ""))
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if demo:
+        p.add_argument("--minutes", type=float, default=5.0,
+                       help="training time budget in minutes (default 5)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. train.batch_cond=8 model.channel_multiplier=0.5")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +54,134 @@ def build_parser() -> argparse.ArgumentParser:
         description="OCO-GAN: one generator for unconditional and semantic image synthesis.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_text in SUBCOMMANDS.items():
-        sub.add_parser(name, help=help_text, description=help_text)
+    p = sub.add_parser("demo", help="train the demo preset on the built-in synthetic scenes and "
+                       "write sample grids (about 5 minutes on a CPU)")
+    _add_train_args(p, demo=True)
+    p = sub.add_parser("train", help="train OCO-GAN (single process, or under torchrun)")
+    _add_train_args(p, demo=False)
+    p = sub.add_parser("info", help="parameter counts of a preset's model parts and style maps")
+    p.add_argument("--preset", default="demo")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    for name, help_text in _OPTIONAL_COMMANDS.items():
+        if name not in _available_extra_commands():
+            sub.add_parser(name, help=f"{help_text} (not available in this version)")
+    for register, _ in _available_extra_commands().values():
+        register(sub)
     return parser
+
+
+_OPTIONAL_COMMANDS = {
+    "generate": "generate unconditional / conditional samples from a checkpoint",
+    "evaluate": "compute FID, CFID, KID and mIoU of a trained run",
+    "train-segmenter": "train a compact segmentation network for mIoU on a data set",
+}
+
+
+def _available_extra_commands() -> Dict[str, tuple]:
+    """Subcommands implemented in other modules: name → (register(subparsers), run(args))."""
+    out: Dict[str, tuple] = {}
+    try:
+        from . import evaluate_cli
+
+        out.update(evaluate_cli.COMMANDS)
+    except ImportError:
+        pass
+    return out
+
+
+def _resolve_config(args: argparse.Namespace):
+    from .config import OCOGANConfig, apply_overrides, get_preset
+
+    overrides: List[str] = list(args.overrides)
+    if getattr(args, "config", None):
+        cfg = OCOGANConfig.load(args.config)
+    else:
+        cfg = get_preset(getattr(args, "preset", "demo"))
+    for key, field in (("data", "data.root"), ("steps", "train.steps"),
+                       ("regime", "data.regime"), ("subset", "data.subset"),
+                       ("labelled", "data.labelled"), ("mode", "train.mode")):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides.insert(0, f"{field}={value}")
+    return apply_overrides(cfg, overrides)
+
+
+def _run_training(args: argparse.Namespace, *, demo: bool) -> int:
+    import torch
+
+    from ganblocks.train import init_distributed
+
+    from .train import OCOGANTrainer
+
+    device = None if args.device == "auto" else args.device
+    ctx = init_distributed(device=device)
+    if args.resume:
+        cfg = None
+        from .config import OCOGANConfig
+
+        cfg_path = Path(args.out) / "config.json"
+        if not cfg_path.is_file():
+            print(f"oco-gan: --resume: no run in {args.out} (missing config.json)",
+                  file=sys.stderr)
+            return 2
+        cfg = OCOGANConfig.load(cfg_path)
+    else:
+        cfg = _resolve_config(args)
+    if demo and torch.cuda.is_available() and device != "cpu" and not args.resume:
+        # A GPU trains the same demo faster; give it wider batches and a longer schedule.
+        from .config import apply_overrides
+
+        cfg = apply_overrides(cfg, ["train.batch_cond=16", "train.batch_uncond=32"])
+    if ctx.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, ctx.world_size)))
+    trainer = OCOGANTrainer(cfg, args.out, ctx=ctx, resume=args.resume,
+                            progress=not args.no_progress)
+    if ctx.is_main:
+        where = ctx.device if ctx.world_size == 1 else f"{ctx.world_size} processes"
+        print(f"oco-gan: training preset '{trainer.cfg.preset}' on {where}; run directory "
+              f"{args.out}", flush=True)
+    minutes = args.minutes
+    summary = trainer.fit(max_seconds=None if minutes is None else minutes * 60)
+    if ctx.is_main:
+        why = " after an interrupt" if summary["interrupted"] else ""
+        print(f"oco-gan: stopped at step {summary['step']} ({summary['images_seen']} images, "
+              f"{summary['seconds']:.0f} s){why}")
+        print(f"oco-gan: checkpoint {summary['checkpoint']}")
+        if summary["samples"] is not None:
+            print(f"oco-gan: sample grid (label | real | 3 conditional | 3 unconditional): "
+                  f"{summary['samples']}")
+            print(f"oco-gan: all grids in {Path(args.out) / 'samples'}")
+    if ctx.distributed:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from .config import apply_overrides, get_preset
+    from .model import Discriminator, Generator, part_sizes
+
+    cfg = apply_overrides(get_preset(args.preset), args.overrides)
+    G, D = Generator(cfg.model), Discriminator(cfg.model)
+    sizes = part_sizes(G, D)
+    shapes = cfg.model.style_map_shapes()
+    if args.json:
+        print(json.dumps({"preset": args.preset, "parameters": sizes,
+                          "style_maps": [list(s) for s in shapes]}, indent=2))
+        return 0
+    h, w = cfg.model.resolution
+    print(f"preset {args.preset}: {h}x{w}, {cfg.model.num_classes} classes "
+          f"(don't-care included), style maps from {shapes[0][1]}x{shapes[0][2]}")
+    width = max(len(k) for k in sizes)
+    for k, v in sizes.items():
+        print(f"  {k:<{width}}  {v:>12,d}  ({v / 1e6:7.2f} M)")
+    g = sum(v for k, v in sizes.items() if k.startswith("G"))
+    d = sum(v for k, v in sizes.items() if k.startswith("D"))
+    print(f"  {'G total':<{width}}  {g:>12,d}  ({g / 1e6:7.2f} M)")
+    print(f"  {'D total':<{width}}  {d:>12,d}  ({d / 1e6:7.2f} M)")
+    print(f"  style maps ({len(shapes)}, [C, h, w]): " + ", ".join(
+        f"[{c}, {hh}, {ww}]" for c, hh, ww in shapes))
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -33,8 +190,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    print(f"oco-gan {args.command}: not implemented yet in this version", file=sys.stderr)
-    return 2
+    from .config import ConfigError
+
+    handlers: Dict[str, Callable[[argparse.Namespace], int]] = {
+        "demo": lambda a: _run_training(a, demo=True),
+        "train": lambda a: _run_training(a, demo=False),
+        "info": _run_info,
+    }
+    for name, (_, run) in _available_extra_commands().items():
+        handlers[name] = run
+    if args.command not in handlers:
+        print(f"oco-gan {args.command}: not available in this version", file=sys.stderr)
+        return 2
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"oco-gan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

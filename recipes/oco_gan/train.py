@@ -1,0 +1,524 @@
+"""Training of OCO-GAN (``OCO_GAN_SPEC.md`` §4–5) on one process or many under ``torchrun``.
+
+One iteration = one G step, then one D step, on mixed batches of ``train.batch_uncond``
+unconditional and ``train.batch_cond`` conditional samples (global sizes, split evenly across
+processes):
+
+* **G step**: ``softplus(-D_u(G(z_u)))`` on unconditional fakes, plus the class-balanced N+1 loss
+  of ``D_c(G(s, z_c))`` with target ``s + 1`` on conditional fakes (optionally the Gumbel-Softmax
+  segmentation loss on unconditional fakes); then the EMA generator is updated.
+* **D step**: one encoder pass over ``[real_u, real_c, fake_u, fake_c, labelmix(real_c, fake_c)]``;
+  the image head scores every real against the unconditional fakes (logistic loss), the
+  segmentation head classifies real pixels into their class + 1 (class-balanced) and fake pixels
+  into class 0, and LabelMix ties ``D_c`` of the mixed image to the mix of ``D_c(real)`` and
+  ``D_c(fake)``. Every ``loss.r1_interval`` steps the lazy R1 penalty of the image head on reals is
+  added (×interval). D's Adam is corrected for the lazy schedule.
+
+Every random draw (sample order, flips, latents, LabelMix bits) comes from one seeded generator
+that is identical on every process and saved in checkpoints, and the class-balance weights count
+pixels over the global batch: a run on W processes computes what a single process computes with
+the same global batch, and a resumed run continues exactly where it stopped. (Augmentation draws,
+when ADA is on, are seeded per step and rank instead, so that different images get different
+transforms.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ganblocks.losses import (
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    labelmix_images,
+    labelmix_loss,
+    labelmix_mask,
+    lazy_adam_params,
+    n_plus_one_loss,
+    r1_penalty,
+)
+from ganblocks.nn import gumbel_softmax
+from ganblocks.train import (
+    DistributedContext,
+    ExponentialMovingAverage,
+    GlobalBatchSampler,
+    GracefulInterrupt,
+    MetricsLogger,
+    atomic_save,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+)
+
+from .config import OCOGANConfig
+from .model import Discriminator, Generator
+from .trainer_data import open_training_data
+from .visualize import sample_grid, save_image_grid
+
+__all__ = ["OCOGANTrainer", "class_weights"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def class_weights(label: torch.Tensor, num_classes: int, *, ignore_index: Optional[int],
+                  ctx: DistributedContext) -> torch.Tensor:
+    """Per-class balance weights ``w_c = P / (K·n_c)`` over the *global* batch (all ranks).
+
+    ``P`` is the number of pixels, ``n_c`` those of class ``c`` and ``K`` the classes present (the
+    don't-care class weighs 0 and is not counted). Computing the counts over all ranks makes the
+    distributed loss equal to the single-process one.
+    """
+    counts = torch.bincount(label.reshape(-1), minlength=num_classes).to(torch.float64)
+    ctx.all_reduce_sum_(counts)
+    total = counts.sum()
+    if ignore_index is not None:
+        counts[ignore_index] = 0
+    present = counts > 0
+    k = present.sum().clamp(min=1)
+    return torch.where(present, total / (k * counts.clamp(min=1)), torch.zeros_like(counts))
+
+
+class OCOGANTrainer:
+    """Builds data, models and optimisers from a config and runs (or resumes) training.
+
+    Args:
+        config: The run's configuration (validated).
+        run_dir: Output folder: ``config.json``, ``split.json``, ``metrics.jsonl``, ``samples/``,
+            ``checkpoint.pt``.
+        ctx: Distributed context (:func:`ganblocks.train.init_distributed`).
+        resume: Continue from ``run_dir/checkpoint.pt`` (its config wins over ``config``).
+        progress: Show a tqdm progress bar on rank 0.
+    """
+
+    def __init__(self, config: OCOGANConfig, run_dir: str | Path, *,
+                 ctx: Optional[DistributedContext] = None, resume: bool = False,
+                 progress: bool = True) -> None:
+        self.ctx = ctx or DistributedContext()
+        self.run_dir = Path(run_dir)
+        ckpt_path = self.run_dir / CHECKPOINT
+        state = None
+        if resume:
+            if not ckpt_path.is_file():
+                raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+            state = load_checkpoint(ckpt_path, map_location="cpu")
+            config = OCOGANConfig.from_dict(state["config"])
+        self.cfg = config.validate()
+        self.progress = progress and self.ctx.is_main
+        m, t = self.cfg.model, self.cfg.train
+        self.device = self.ctx.device
+        self.hybrid = t.mode == "hybrid"
+        self.use_uncond = t.mode != "cond_only"
+        self.use_cond = t.mode != "uncond_only"
+        self.bu = t.batch_uncond if self.use_uncond else 0
+        self.bc = t.batch_cond if self.use_cond else 0
+        self.shard_u = self.ctx.shard(self.bu, "train.batch_uncond")
+        self.shard_c = self.ctx.shard(self.bc, "train.batch_cond")
+
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.cfg.save(self.run_dir / "config.json")
+        self.ctx.barrier()
+
+        # Data: all training images (unconditional reals) and the labelled ones (conditional).
+        self.data = open_training_data(self.cfg, self.run_dir, is_main=self.ctx.is_main,
+                                       barrier=self.ctx.barrier)
+        if self.use_cond and not self.data.labelled_indices:
+            raise ValueError("data: the conditional branch needs labelled images, found none")
+        self.sampler_u = GlobalBatchSampler(len(self.data.all_indices), seed=t.seed)
+        self.sampler_c = GlobalBatchSampler(max(len(self.data.labelled_indices), 1),
+                                            seed=t.seed + 1)
+
+        # Models (identical initialisation on every rank; broadcast to be safe).
+        torch.manual_seed(t.seed)
+        self.dtype = torch.float64 if t.dtype == "float64" else torch.float32
+        self.G = Generator(m).to(self.device, self.dtype)
+        self.D = Discriminator(m).to(self.device, self.dtype)
+        if t.channels_last:
+            self.G = self.G.to(memory_format=torch.channels_last)
+            self.D = self.D.to(memory_format=torch.channels_last)
+        self.ctx.broadcast_module(self.G)
+        self.ctx.broadcast_module(self.D)
+        self.ema = ExponentialMovingAverage(self.G, decay=t.ema_decay,
+                                            rampup_steps=t.ema_rampup_steps)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas)
+        lr_d, betas_d = (lazy_adam_params(t.lr_d, t.betas, self.cfg.loss.r1_interval)
+                         if self._r1_enabled else (t.lr_d, t.betas))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=betas_d)
+        self.augment = None
+        if t.ada:
+            from ganblocks.augment import AdaptiveAugment
+
+            self.augment = AdaptiveAugment(
+                target=t.ada_target, kimg=t.ada_kimg, interval=t.ada_interval,
+                label_fill=m.dontcare_index if m.dontcare_index is not None else 0,
+            ).to(self.device)
+
+        self.gen = torch.Generator().manual_seed(t.seed)  # the shared stream of every draw
+        #: Set to a dict to accumulate the wall time of each phase of the step (benchmarks).
+        self.timings: Optional[Dict[str, float]] = None
+        self.step = 0
+        self.images_seen = 0
+        self.scaler = torch.amp.GradScaler(enabled=t.mixed_precision == "fp16")
+        self._fixed = self._fixed_samples()
+        if state is not None:
+            self._load_state(state)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @property
+    def _r1_enabled(self) -> bool:
+        return self.use_uncond and self.cfg.loss.r1_gamma > 0
+
+    def _autocast(self):
+        mp = self.cfg.train.mixed_precision
+        if mp == "none":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if mp == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    @contextlib.contextmanager
+    def _phase(self, name: str):
+        """Accumulate wall time per phase in :attr:`timings` when it is a dict (benchmarks)."""
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, self.dtype if x.is_floating_point() else None, non_blocking=True)
+        if self.cfg.train.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.gen)
+
+    def _fetch(self, sampler: GlobalBatchSampler, pool: Sequence[int], global_batch: int,
+               shard: slice, *, with_label: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """This rank's shard of the next global batch: images ``[b, 3, H, W]``, labels
+        ``[b, H, W]``; a joint horizontal flip is drawn for the whole global batch."""
+        idx = sampler.next_batch(global_batch)
+        flips = (torch.rand(global_batch, generator=self.gen) < 0.5).tolist()
+        if not self.cfg.data.flip:
+            flips = [False] * global_batch
+        items = [self.data.get(pool[i], flip=f, with_label=with_label)
+                 for i, f in zip(idx[shard], flips[shard])]
+        images = torch.stack([it["image"] for it in items])
+        labels = torch.stack([it["label"] for it in items])
+        return self._to_device(images), labels.to(self.device)
+
+    def _fixed_samples(self) -> Dict[str, torch.Tensor]:
+        """Fixed validation label maps and latents, so sample grids show progress."""
+        n, z = self.cfg.train.num_samples, self.cfg.model.z_dim
+        gen = torch.Generator().manual_seed(12345)
+        labels, images = self.data.fixed_val_batch(n)
+        return {"label": labels, "image": images, "z_c": torch.randn(3, n, z, generator=gen),
+                "z_u": torch.randn(3 * n, z, generator=gen)}
+
+    # -- the two steps ---------------------------------------------------------------------------
+    def _seg_loss(self, logits: torch.Tensor, label: torch.Tensor, *, real: bool) -> torch.Tensor:
+        ign = self.cfg.model.dontcare_index
+        if not real or not self.cfg.loss.class_balance:
+            return n_plus_one_loss(logits, label, real=real, ignore_index=ign, class_balance=False)
+        w = class_weights(label, self.cfg.model.num_classes, ignore_index=ign, ctx=self.ctx)
+        return n_plus_one_loss(logits, label, real=True, ignore_index=ign,
+                               class_weights=w.to(logits.dtype))
+
+    def _augment(self, x: torch.Tensor, label: Optional[torch.Tensor] = None, draw: Any = None):
+        """ADA on ``x`` (and ``label``) with a fresh or given draw: ``(x, label, draw)``."""
+        if self.augment is None:
+            return x, label, None
+        if draw is None:
+            draw = self.augment.sample(x.shape[0], x.shape[2], x.shape[3], device=x.device,
+                                       generator=self._aug_gen)
+        if label is None:
+            return self.augment.apply(x, draw), None, draw
+        x2, label2 = self.augment.apply(x, draw, label=label)
+        return x2, label2, draw
+
+    def generator_step(self) -> Dict[str, float]:
+        cfg, G, D = self.cfg, self.G, self.D
+        n_u, n_c = self.shard_u.stop - self.shard_u.start, self.shard_c.stop - self.shard_c.start
+        z_u = self._randn(self.bu, cfg.model.z_dim)[self.shard_u]
+        z_c = self._randn(self.bc, cfg.model.z_dim)[self.shard_c]
+        with self._phase("data"):
+            _, label_c = (self._fetch(self.sampler_c, self.data.labelled_indices, self.bc,
+                                      self.shard_c, with_label=True) if self.bc else (None, None))
+        D.requires_grad_(False)
+        logs: Dict[str, float] = {}
+        with self._autocast(), self._phase("G step: G forward"):
+            fakes = G.forward_mixed(self._to_device(z_u) if n_u else None,
+                                    label_c if n_c else None,
+                                    self._to_device(z_c) if n_c else None)
+        with self._autocast(), self._phase("G step: D forward"):
+            x, lab_aug = fakes, None
+            if self.augment is not None:
+                parts = []
+                if n_u:
+                    parts.append(self._augment(fakes[:n_u])[0])
+                if n_c:
+                    xc, lab_aug, _ = self._augment(fakes[n_u:], label_c)
+                    parts.append(xc)
+                x = torch.cat(parts)
+            feats = D.encode(x)
+            loss = fakes.new_zeros(())
+            if n_u:
+                img = D.image_logits([f[:n_u] for f in feats])
+                loss_u = g_nonsaturating_loss(img.to(self.dtype))
+                loss = loss + cfg.loss.uncond_weight * loss_u
+                logs["g/uncond"] = loss_u.item()
+                if cfg.loss.uncond_seg_loss == "gumbel":
+                    seg_u = D.seg_logits([f[:n_u] for f in feats]).to(self.dtype)
+                    soft = gumbel_softmax(seg_u[:, 1:], tau=cfg.loss.gumbel_tau, hard=True, dim=1,
+                                          generator=self.gen)
+                    ce = -(soft * F.log_softmax(seg_u, dim=1)[:, 1:]).sum(1).mean()
+                    loss = loss + cfg.loss.gumbel_weight * ce
+                    logs["g/uncond_gumbel_seg"] = ce.item()
+            if n_c:
+                seg = D.seg_logits([f[n_u:] for f in feats]).to(self.dtype)
+                target = label_c if lab_aug is None else lab_aug
+                loss_c = self._seg_loss(seg, target, real=True)
+                loss = loss + cfg.loss.cond_weight * loss_c
+                logs["g/cond"] = loss_c.item()
+        with self._phase("G step: backward + Adam + EMA"):
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.ctx.sync_gradients(G.parameters())
+            self.scaler.step(self.opt_g)
+            self.scaler.update()
+            D.requires_grad_(True)
+            self.ema.update(G)
+        logs["g/total"] = loss.item()
+        return logs
+
+    def discriminator_step(self) -> Dict[str, float]:
+        cfg, G, D = self.cfg, self.G, self.D
+        zd = cfg.model.z_dim
+        n_u, n_c = self.shard_u.stop - self.shard_u.start, self.shard_c.stop - self.shard_c.start
+        logs: Dict[str, float] = {}
+        real_u = real_c = label_c = None
+        with self._phase("data"):
+            if n_u:
+                real_u, _ = self._fetch(self.sampler_u, self.data.all_indices, self.bu,
+                                        self.shard_u, with_label=False)
+            if n_c:
+                real_c, label_c = self._fetch(self.sampler_c, self.data.labelled_indices,
+                                              self.bc, self.shard_c, with_label=True)
+        z_u = self._randn(self.bu, zd)[self.shard_u]
+        z_c = self._randn(self.bc, zd)[self.shard_c]
+        with torch.no_grad(), self._autocast(), self._phase("D step: G forward (no grad)"):
+            fakes = G.forward_mixed(self._to_device(z_u) if n_u else None, label_c,
+                                    self._to_device(z_c) if n_c else None).to(self.dtype)
+        fake_u, fake_c = fakes[:n_u], fakes[n_u:]
+
+        batch, seg_labels = [], None
+        if n_u:
+            batch += [self._augment(real_u)[0]]
+        if n_c:
+            mask = labelmix_mask(label_c, num_classes=cfg.model.num_classes, generator=self.gen)
+            mixed = labelmix_images(real_c, fake_c, mask)
+            rc, lab, draw = self._augment(real_c, label_c)
+            fc, _, _ = self._augment(fake_c, label_c, draw)
+            mx, _, _ = self._augment(mixed, label_c, draw)
+            if draw is not None:  # the mask follows the (geometrically transformed) labels
+                mask = self._remask(mask, label_c, lab)
+            seg_labels = lab
+            batch += [rc]
+        if n_u:
+            batch += [self._augment(fake_u)[0]]
+        if n_c:
+            batch += [fc, mx]
+
+        with self._autocast(), self._phase("D step: D forward"):
+            feats = D.encode(torch.cat(batch))
+            loss = feats[-1].new_zeros(()).to(self.dtype)
+            if n_u:
+                # Reals (all, labelled or not) against the unconditional fakes.
+                n_real = n_u + n_c
+                img = D.image_logits([f[:n_real + n_u] for f in feats]).to(self.dtype)
+                real_logits, fake_logits = img[:n_real], img[n_real:]
+                loss_u = d_logistic_loss(real_logits, fake_logits)
+                loss = loss + cfg.loss.uncond_weight * loss_u
+                logs["d/uncond"] = loss_u.item()
+                logs["d/real_logit"] = real_logits.mean().item()
+                logs["d/fake_logit"] = fake_logits.mean().item()
+                if self.augment is not None:
+                    self.augment.update(real_logits.detach())  # summed over ranks
+            if n_c:
+                start = n_u  # real_c sits right after real_u
+                seg_feats = [torch.cat([f[start:start + n_c], f[n_u + n_c + n_u:]]) for f in feats]
+                seg = D.seg_logits(seg_feats).to(self.dtype)
+                seg_real, seg_fake, seg_mix = seg[:n_c], seg[n_c:2 * n_c], seg[2 * n_c:]
+                loss_real = self._seg_loss(seg_real, seg_labels, real=True)
+                loss_fake = self._seg_loss(seg_fake, seg_labels, real=False)
+                loss_lm = labelmix_loss(seg_mix, seg_real, seg_fake, mask)
+                loss = loss + cfg.loss.cond_weight * (loss_real + loss_fake) \
+                    + cfg.loss.labelmix_weight * loss_lm
+                logs.update({"d/cond_real": loss_real.item(), "d/cond_fake": loss_fake.item(),
+                             "d/labelmix": loss_lm.item()})
+
+        if self._r1_enabled and self.step % cfg.loss.r1_interval == 0:
+            with self._phase("D step: R1 forward + input gradient"):
+                reals = torch.cat([x for x in (real_u, real_c) if x is not None]).detach()
+                reals.requires_grad_(True)
+                x_aug = self._augment(reals)[0]
+                logits = D.image_logits(D.encode(x_aug)).to(self.dtype)
+                penalty = r1_penalty(logits, reals).mean()
+                loss = loss + cfg.loss.uncond_weight * (cfg.loss.r1_gamma / 2) * penalty \
+                    * cfg.loss.r1_interval
+                logs["d/r1"] = penalty.item()
+
+        with self._phase("D step: backward + Adam"):
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.ctx.sync_gradients(D.parameters())
+            self.scaler.step(self.opt_d)
+            self.scaler.update()
+        logs["d/total"] = loss.item()
+        return logs
+
+    def _remask(self, mask: torch.Tensor, label: torch.Tensor, new_label: torch.Tensor):
+        """Per-class bits of ``mask`` (defined through ``label``) looked up at ``new_label``."""
+        n = self.cfg.model.num_classes
+        bits = torch.zeros(n, device=mask.device, dtype=mask.dtype)
+        bits.scatter_(0, label.reshape(-1), mask.reshape(-1))
+        return bits[new_label].unsqueeze(1)
+
+    def train_step(self) -> Dict[str, float]:
+        """One iteration: a G step then a D step. Returns the logged loss terms."""
+        self.G.train()
+        self.D.train()
+        # Augmentation draws differ per rank and step, and are reproducible without saved state.
+        t = self.cfg.train
+        self._aug_gen = torch.Generator().manual_seed(
+            (t.seed * 1_000_003 + self.step * 1_009 + self.ctx.rank) % 2**63)
+        logs = self.generator_step()
+        logs.update(self.discriminator_step())
+        self.step += 1
+        self.images_seen += self.bu + self.bc
+        if self.augment is not None:
+            logs["ada/p"] = float(self.augment.p)
+        return logs
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "augment": None if self.augment is None else self.augment.state_dict(),
+            "sampler_u": self.sampler_u.state_dict(),
+            "sampler_c": self.sampler_c.state_dict(),
+            "rng": capture_rng_state(self.gen),
+            "split": self.data.split,
+        }
+
+    def _load_state(self, state: Dict[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.augment is not None and state.get("augment") is not None:
+            self.augment.load_state_dict(state["augment"])
+        self.sampler_u.load_state_dict(state["sampler_u"])
+        self.sampler_c.load_state_dict(state["sampler_c"])
+        restore_rng_state(state["rng"], self.gen)
+        self.step = int(state["step"])
+        self.images_seen = int(state["images_seen"])
+
+    def save_checkpoint(self) -> Optional[Path]:
+        """Write ``run_dir/checkpoint.pt`` atomically (rank 0 only)."""
+        path = None
+        if self.ctx.is_main:
+            path = atomic_save(self.state_dict(), self.run_dir / CHECKPOINT)
+        self.ctx.barrier()
+        return path
+
+    @torch.no_grad()
+    def write_samples(self, name: Optional[str] = None) -> Optional[Path]:
+        """Sample grid with the EMA generator: label | real | 3 conditional | 3 unconditional."""
+        if not self.ctx.is_main:
+            return None
+        G = self.ema.shadow
+        fx = self._fixed
+        n = fx["label"].shape[0]
+        label = fx["label"].to(self.device)
+        cond = [G(label=label, z=fx["z_c"][k].to(self.device)) for k in range(3)]
+        uncond = G(z=fx["z_u"].to(self.device)).reshape(3, n, *cond[0].shape[1:])
+        grid = sample_grid(label=fx["label"], real=fx["image"], cond=[c.cpu() for c in cond],
+                           uncond=[u.cpu() for u in uncond], palette=self.data.palette)
+        path = self.run_dir / "samples" / (name or f"step_{self.step:07d}.png")
+        scale = max(1, 128 // self.cfg.model.resolution[0])
+        save_image_grid(grid, path, scale=scale)
+        save_image_grid(grid, self.run_dir / "samples" / "latest.png", scale=scale)
+        return path
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self, *, steps: Optional[int] = None, max_seconds: Optional[float] = None) -> Dict:
+        """Train until ``steps`` iterations in total (default ``train.steps``) or ``max_seconds``.
+
+        SIGINT/SIGTERM stop after the current step with a checkpoint. Returns a summary dict.
+        """
+        t = self.cfg.train
+        total = t.steps if steps is None else steps
+        start_time = time.time()
+        start_step = self.step
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True,
+                       desc="oco-gan train")
+        logger = MetricsLogger(self.run_dir, enabled=self.ctx.is_main)
+        interrupted = False
+        last: Dict[str, float] = {}
+        try:
+            with GracefulInterrupt() as stop:
+                while self.step < total:
+                    logs = self.train_step()
+                    last = logs
+                    if self.step % t.log_every == 0 or self.step == total:
+                        logger.log(self.step, {**logs, "kimg": self.images_seen / 1000})
+                    if bar is not None:
+                        elapsed = max(time.time() - start_time, 1e-9)
+                        ips = (self.step - start_step) * (self.bu + self.bc) / elapsed
+                        bar.update(1)
+                        bar.set_postfix(img_s=f"{ips:.1f}", d=f"{logs['d/total']:.3f}",
+                                        g=f"{logs['g/total']:.3f}")
+                    if self.step % t.sample_every == 0:
+                        self.write_samples()
+                    if self.step % t.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    out_of_time = (max_seconds is not None
+                                   and time.time() - start_time > max_seconds)
+                    # Every rank must stop at the same step: agree on both flags.
+                    interrupted = self.ctx.any(stop.requested)
+                    if interrupted or self.ctx.any(out_of_time):
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+            logger.close()
+        self.save_checkpoint()
+        samples = self.write_samples()
+        elapsed = time.time() - start_time
+        return {"step": self.step, "images_seen": self.images_seen, "seconds": elapsed,
+                "interrupted": interrupted, "samples": samples, "last": last,
+                "checkpoint": self.run_dir / CHECKPOINT}
+

@@ -1,0 +1,117 @@
+"""The trainer's view of the data: training images, the regime's split, fixed validation maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ganblocks.data import colorize_labels, make_palette
+
+from .config import OCOGANConfig
+from .data.datasets import build_dataset
+from .data.regimes import load_or_make_split
+
+__all__ = ["TrainingData", "open_training_data"]
+
+#: Items up to this many pixels are kept in memory once rendered/decoded (the small demo data).
+CACHE_MAX_PIXELS = 64 * 64
+
+
+@dataclass
+class TrainingData:
+    """Training/validation data sets with the run's split applied.
+
+    Attributes:
+        train: The training data set (no random flips: the trainer draws them).
+        val: The validation data set.
+        split: The regime's split dict (saved as ``split.json`` in the run directory).
+        all_indices: Training items used (all of them in the ``semi`` regime).
+        labelled_indices: Training items whose label maps are used.
+        palette: ``[N, 3]`` uint8 colours of the classes.
+    """
+
+    train: Any
+    val: Any
+    split: Dict[str, Any]
+    all_indices: List[int]
+    labelled_indices: List[int]
+    palette: np.ndarray
+    cache: bool = False
+    _cache: Dict[Tuple[int, bool], Dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def get(self, index: int, *, flip: bool, with_label: bool) -> Dict[str, torch.Tensor]:
+        """Training item ``index`` (optionally flipped); ``with_label=False`` zeros the label."""
+        key = (index, with_label)
+        item = self._cache.get(key) if self.cache else None
+        if item is None:
+            raw = self.train.get_item(index, flip=False, with_label=with_label)
+            item = {"image": raw["image"], "label": raw["label"]}
+            if self.cache:
+                self._cache[key] = item
+        if flip:
+            return {"image": item["image"].flip(-1), "label": item["label"].flip(-1)}
+        return item
+
+    def fixed_val_batch(self, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The first ``n`` validation label maps ``[n, H, W]`` and images ``[n, 3, H, W]``."""
+        items = [self.val.get_item(i % len(self.val), flip=False) for i in range(n)]
+        return (torch.stack([it["label"] for it in items]),
+                torch.stack([it["image"] for it in items]))
+
+    def colorize(self, label: torch.Tensor) -> torch.Tensor:
+        return colorize_labels(label, palette=self.palette, channels_first=True)
+
+
+def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = True,
+                       barrier: Optional[Callable[[], None]] = None) -> TrainingData:
+    """Open the configured data set and apply (or draw and save) the regime's split.
+
+    Rank 0 draws the split and writes ``run_dir/split.json``; the other ranks wait at ``barrier``
+    and read it, so every process uses the same images.
+    """
+    d, m = config.data, config.model
+    kwargs: Dict[str, Any] = {"resolution": tuple(m.resolution), "flip": False}
+    if d.name == "synthetic":
+        train = build_dataset("synthetic", split="train", size=d.synthetic_size, **kwargs)
+        val = build_dataset("synthetic", split="val", size=max(64, config.train.num_samples),
+                            **kwargs)
+    else:
+        if d.root is None:
+            raise ValueError(f"data.root: the {d.name!r} data set needs its root folder "
+                             "(--data PATH)")
+        extra: Dict[str, Any] = {}
+        if d.name == "folder":
+            extra["num_classes"] = m.num_classes
+            extra["dontcare_index"] = m.dontcare_index
+        train = build_dataset(d.name, d.root, split="train", **kwargs, **extra)
+        val = build_dataset(d.name, d.root, split="val", **kwargs, **extra)
+    if train.num_classes != m.num_classes:
+        raise ValueError(f"model.num_classes is {m.num_classes} but the {d.name} data set has "
+                         f"{train.num_classes} classes (don't-care included)")
+    path = Path(run_dir) / "split.json"
+    split = None
+    if is_main:
+        split = load_or_make_split(path, train, regime=d.regime, subset=d.subset,
+                                   labelled=d.labelled, seed=d.split_seed,
+                                   name=None if d.name == "folder" else d.name)
+    if barrier is not None:
+        barrier()
+    if split is None:
+        split = load_or_make_split(path, train, regime=d.regime, subset=d.subset,
+                                   labelled=d.labelled, seed=d.split_seed,
+                                   name=None if d.name == "folder" else d.name)
+    palette = getattr(train, "palette", None)
+    if palette is None:
+        palette = make_palette(m.num_classes)
+    h, w = m.resolution
+    return TrainingData(
+        train=train, val=val, split=split,
+        all_indices=[int(i) for i in split["indices"]],
+        labelled_indices=[int(i) for i in split["labelled_indices"]],
+        palette=np.asarray(palette, dtype=np.uint8),
+        cache=d.name == "synthetic" and h * w <= CACHE_MAX_PIXELS,
+    )
