@@ -3,7 +3,13 @@
 Nothing here knows about a particular GAN; a recipe's trainer composes these pieces.
 """
 
-from .checkpoint import atomic_save, capture_rng_state, load_checkpoint, restore_rng_state
+from .checkpoint import (
+    atomic_save,
+    atomic_write,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+)
 from .distributed import DistributedContext, init_distributed
 from .ema import ExponentialMovingAverage
 from .logging import MetricsLogger
@@ -17,6 +23,7 @@ __all__ = [
     "GracefulInterrupt",
     "MetricsLogger",
     "atomic_save",
+    "atomic_write",
     "capture_rng_state",
     "init_distributed",
     "load_checkpoint",

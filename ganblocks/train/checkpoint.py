@@ -6,35 +6,40 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, BinaryIO, Callable, Dict, Optional, Union
 
 import numpy as np
 import torch
 
-__all__ = ["atomic_save", "capture_rng_state", "load_checkpoint", "restore_rng_state"]
+__all__ = [
+    "atomic_save",
+    "atomic_write",
+    "capture_rng_state",
+    "load_checkpoint",
+    "restore_rng_state",
+]
 
 PathLike = Union[str, os.PathLike]
 
 
-def atomic_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(file)`` on a temporary file in ``path``'s folder, fsync, rename over ``path``.
 
     A reader (or a run interrupted mid-write) sees either the previous complete file or the new
-    complete file, never a truncated one.
+    complete file, never a truncated one; on error the temporary file is removed.
 
     Example:
         >>> import tempfile, os
-        >>> d = tempfile.mkdtemp()
-        >>> p = atomic_save({"step": 3}, os.path.join(d, "ckpt.pt"))
-        >>> load_checkpoint(p)["step"]
-        3
+        >>> p = atomic_write(os.path.join(tempfile.mkdtemp(), "a.txt"), lambda f: f.write(b"hi"))
+        >>> p.read_text()
+        'hi'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -43,6 +48,19 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically (see :func:`atomic_write`).
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> p = atomic_save({"step": 3}, os.path.join(d, "ckpt.pt"))
+        >>> load_checkpoint(p)["step"]
+        3
+    """
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: PathLike, *, map_location: Optional[Any] = "cpu") -> Dict[str, Any]:

@@ -17,10 +17,11 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from ganblocks.train import atomic_write
 
 __all__ = [
     "PRESETS",
@@ -347,10 +348,7 @@ class OCOGANConfig:
             text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         else:
             text = json.dumps(self.to_dict(), indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> OCOGANConfig:

@@ -12,6 +12,7 @@ from einops import rearrange
 from PIL import Image
 
 from ganblocks.data import colorize_labels
+from ganblocks.train import atomic_write
 
 __all__ = ["sample_grid", "save_image_grid", "to_uint8"]
 
@@ -49,12 +50,7 @@ def save_image_grid(grid: torch.Tensor, path: Union[str, os.PathLike], *,
 
     ``scale > 1`` enlarges it with nearest-neighbour sampling (small images stay readable).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     image = Image.fromarray(grid.permute(1, 2, 0).cpu().numpy())
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: image.save(f, format="PNG"))

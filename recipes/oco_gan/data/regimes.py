@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -35,6 +34,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ganblocks.data import split_key
+from ganblocks.train import atomic_write
 
 __all__ = [
     "PAPER_PRESETS",
@@ -237,21 +237,8 @@ def save_split(path: Union[str, os.PathLike], split: Dict[str, Any]) -> None:
         True
     """
     _validate(split, "split")
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".split-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(split, f, separators=(",", ":"))
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(split, separators=(",", ":")) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def load_split(path: Union[str, os.PathLike]) -> Dict[str, Any]:
