@@ -1,4 +1,4 @@
-"""Generic trainer parts: distributed setup, EMA, checkpoints, logging, sampling, interrupts.
+"""Generic trainer parts: distributed setup, EMA, checkpoints, logging, interrupts.
 
 Nothing here knows about a particular GAN; a recipe's trainer composes these pieces.
 """
@@ -13,13 +13,11 @@ from .checkpoint import (
 from .distributed import DistributedContext, init_distributed
 from .ema import ExponentialMovingAverage
 from .logging import MetricsLogger
-from .sampler import GlobalBatchSampler
 from .signals import GracefulInterrupt
 
 __all__ = [
     "DistributedContext",
     "ExponentialMovingAverage",
-    "GlobalBatchSampler",
     "GracefulInterrupt",
     "MetricsLogger",
     "atomic_save",

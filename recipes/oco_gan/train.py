@@ -14,17 +14,18 @@ processes):
   ``D_c(fake)``. Every ``loss.r1_interval`` steps the lazy R1 penalty of the image head on reals is
   added (×interval). D's Adam is corrected for the lazy schedule.
 
-Every random draw (sample order, flips, latents, LabelMix bits) comes from one seeded generator
-that is identical on every process and saved in checkpoints, and the class-balance weights count
-pixels over the global batch: a run on W processes computes what a single process computes with
-the same global batch, and a resumed run continues exactly where it stopped. (Augmentation draws,
-when ADA is on, are seeded per step and rank instead, so that different images get different
-transforms.)
+Every random draw (sample order and flips from seeded global sample streams, latents and LabelMix
+bits from one seeded generator) is identical on every process and saved in checkpoints, and the
+class-balance weights count pixels over the global batch: a run on W processes computes what a
+single process computes with the same global batch, and a resumed run continues exactly where it
+stopped. (Augmentation draws, when ADA is on, are seeded per step and rank instead, so that
+different images get different transforms.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -32,6 +33,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ganblocks.data import InfiniteSampler
 from ganblocks.losses import (
     d_logistic_loss,
     g_nonsaturating_loss,
@@ -46,7 +48,6 @@ from ganblocks.nn import gumbel_softmax
 from ganblocks.train import (
     DistributedContext,
     ExponentialMovingAverage,
-    GlobalBatchSampler,
     GracefulInterrupt,
     MetricsLogger,
     atomic_save,
@@ -81,6 +82,36 @@ def class_weights(label: torch.Tensor, num_classes: int, *, ignore_index: Option
     present = counts > 0
     k = present.sum().clamp(min=1)
     return torch.where(present, total / (k * counts.clamp(min=1)), torch.zeros_like(counts))
+
+
+class SampleStream:
+    """The global stream of ``(item, flip)`` keys of one pool of training items.
+
+    Every process reads the same stream (an :class:`~ganblocks.data.InfiniteSampler` of the whole
+    pool) and takes its contiguous shard of each global batch, so the samples of a global batch do
+    not depend on the number of processes. The state is the number of keys consumed.
+    """
+
+    def __init__(self, pool: Sequence[int], *, seed: int) -> None:
+        self.pool = list(pool)
+        self.seed = seed
+        self.consumed = 0
+        self._it = iter(InfiniteSampler(self.pool, seed=seed, flip=True))
+
+    def next(self, n: int) -> list:
+        self.consumed += n
+        return list(itertools.islice(self._it, n))
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"consumed": self.consumed, "num_items": len(self.pool)}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        if state["num_items"] != len(self.pool):
+            raise ValueError(f"checkpoint: its sample stream covers {state['num_items']} items, "
+                             f"this data set split has {len(self.pool)}")
+        self.consumed = int(state["consumed"])
+        self._it = iter(InfiniteSampler(self.pool, seed=self.seed, start=self.consumed,
+                                        flip=True))
 
 
 class OCOGANTrainer:
@@ -129,9 +160,8 @@ class OCOGANTrainer:
                                        barrier=self.ctx.barrier)
         if self.use_cond and not self.data.labelled_indices:
             raise ValueError("data: the conditional branch needs labelled images, found none")
-        self.sampler_u = GlobalBatchSampler(len(self.data.all_indices), seed=t.seed)
-        self.sampler_c = GlobalBatchSampler(max(len(self.data.labelled_indices), 1),
-                                            seed=t.seed + 1)
+        self.stream_u = SampleStream(self.data.all_indices, seed=t.seed)
+        self.stream_c = SampleStream(self.data.labelled_indices or [0], seed=t.seed + 1)
 
         # Models (identical initialisation on every rank; broadcast to be safe).
         torch.manual_seed(t.seed)
@@ -201,16 +231,13 @@ class OCOGANTrainer:
     def _randn(self, *shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=self.gen)
 
-    def _fetch(self, sampler: GlobalBatchSampler, pool: Sequence[int], global_batch: int,
-               shard: slice, *, with_label: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _fetch(self, stream: SampleStream, global_batch: int, shard: slice, *,
+               with_label: bool) -> Tuple[torch.Tensor, torch.Tensor]:
         """This rank's shard of the next global batch: images ``[b, 3, H, W]``, labels
-        ``[b, H, W]``; a joint horizontal flip is drawn for the whole global batch."""
-        idx = sampler.next_batch(global_batch)
-        flips = (torch.rand(global_batch, generator=self.gen) < 0.5).tolist()
-        if not self.cfg.data.flip:
-            flips = [False] * global_batch
-        items = [self.data.get(pool[i], flip=f, with_label=with_label)
-                 for i, f in zip(idx[shard], flips[shard])]
+        ``[b, H, W]``, each pair flipped horizontally when its stream says so."""
+        keys = stream.next(global_batch)[shard]
+        flip = self.cfg.data.flip
+        items = [self.data.get(i, flip=f and flip, with_label=with_label) for i, f in keys]
         images = torch.stack([it["image"] for it in items])
         labels = torch.stack([it["label"] for it in items])
         return self._to_device(images), labels.to(self.device)
@@ -250,8 +277,8 @@ class OCOGANTrainer:
         z_u = self._randn(self.bu, cfg.model.z_dim)[self.shard_u]
         z_c = self._randn(self.bc, cfg.model.z_dim)[self.shard_c]
         with self._phase("data"):
-            _, label_c = (self._fetch(self.sampler_c, self.data.labelled_indices, self.bc,
-                                      self.shard_c, with_label=True) if self.bc else (None, None))
+            _, label_c = (self._fetch(self.stream_c, self.bc, self.shard_c, with_label=True)
+                          if self.bc else (None, None))
         D.requires_grad_(False)
         logs: Dict[str, float] = {}
         with self._autocast(), self._phase("G step: G forward"):
@@ -307,11 +334,10 @@ class OCOGANTrainer:
         real_u = real_c = label_c = None
         with self._phase("data"):
             if n_u:
-                real_u, _ = self._fetch(self.sampler_u, self.data.all_indices, self.bu,
-                                        self.shard_u, with_label=False)
+                real_u, _ = self._fetch(self.stream_u, self.bu, self.shard_u, with_label=False)
             if n_c:
-                real_c, label_c = self._fetch(self.sampler_c, self.data.labelled_indices,
-                                              self.bc, self.shard_c, with_label=True)
+                real_c, label_c = self._fetch(self.stream_c, self.bc, self.shard_c,
+                                              with_label=True)
         z_u = self._randn(self.bu, zd)[self.shard_u]
         z_c = self._randn(self.bc, zd)[self.shard_c]
         with torch.no_grad(), self._autocast(), self._phase("D step: G forward (no grad)"):
@@ -421,8 +447,8 @@ class OCOGANTrainer:
             "opt_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
             "augment": None if self.augment is None else self.augment.state_dict(),
-            "sampler_u": self.sampler_u.state_dict(),
-            "sampler_c": self.sampler_c.state_dict(),
+            "stream_u": self.stream_u.state_dict(),
+            "stream_c": self.stream_c.state_dict(),
             "rng": capture_rng_state(self.gen),
             "split": self.data.split,
         }
@@ -436,8 +462,8 @@ class OCOGANTrainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.augment is not None and state.get("augment") is not None:
             self.augment.load_state_dict(state["augment"])
-        self.sampler_u.load_state_dict(state["sampler_u"])
-        self.sampler_c.load_state_dict(state["sampler_c"])
+        self.stream_u.load_state_dict(state["stream_u"])
+        self.stream_c.load_state_dict(state["stream_c"])
         restore_rng_state(state["rng"], self.gen)
         self.step = int(state["step"])
         self.images_seen = int(state["images_seen"])

@@ -104,7 +104,7 @@ def test_checkpoint_holds_the_full_state(tmp_path):
     trainer.fit(steps=1)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     for key in ("G", "D", "G_ema", "opt_g", "opt_d", "augment", "rng", "step", "images_seen",
-                "split", "config", "sampler_u", "sampler_c"):
+                "split", "config", "stream_u", "stream_c"):
         assert state[key] is not None, key
     assert "p" in state["augment"]
     assert not list(tmp_path.glob(".checkpoint.pt*"))  # no temporary file left behind
