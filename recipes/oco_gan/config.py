@@ -465,7 +465,7 @@ def _demo() -> OCOGANConfig:
         model=ModelConfig(
             resolution=(32, 32), num_classes=len(SyntheticScenes.CLASS_NAMES), style_size=(8, 8),
             z_dim=64, style_channels=32, mapping_layers=4, channel_multiplier=0.125,
-            max_channels=64, cond_hidden_channels=32, d_channel_multiplier=0.25,
+            max_channels=64, cond_hidden_channels=32, d_channel_multiplier=0.125,
             d_max_channels=128, d_bottleneck=4,
         ),
         data=DataConfig(name="synthetic", synthetic_size=20000),
