@@ -15,6 +15,7 @@ TEST_REQUIRES = [
     "sphinx>=7",
     "ruff>=0.4",
     "pyyaml>=6",
+    "scipy>=1.9",  # independent reference (sqrtm) in the evaluation tests
 ]
 DOCS_REQUIRES = ["sphinx>=7"]
 

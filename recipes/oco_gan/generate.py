@@ -302,7 +302,7 @@ def interpolate(
         >>> G = Generator(cfg.model).eval()
         >>> row = interpolate(G, 5, seed=3)
         >>> ends = generate_unconditional(G, 2, seed=3)  # the same two latents
-        >>> row.shape, torch.allclose(row[[0, -1]], ends, atol=1e-5)
+        >>> row.shape, torch.allclose(row[[0, -1]], ends, atol=1e-3)  # batch-size rounding
         (torch.Size([5, 3, 32, 32]), True)
     """
     _check_count(steps, "steps", minimum=2)

@@ -1,4 +1,4 @@
-"""Hypothesis profile and torch settings for the whole suite."""
+"""Hypothesis profile and torch settings for the whole suite (tests and doctests)."""
 
 from __future__ import annotations
 
