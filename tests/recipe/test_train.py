@@ -155,3 +155,16 @@ def test_sigint_checkpoints_and_resume_matches_a_straight_run(tmp_path):
     for part in ("G", "D"):
         for k in b[part]:
             torch.testing.assert_close(a[part][k], b[part][k], rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.parametrize("extra", [["train.mixed_precision=bf16"], ["train.channels_last=true"],
+                                   ["train.ada=true"], ["loss.uncond_seg_loss=gumbel"]])
+def test_options_train(tmp_path, extra):
+    trainer = OCOGANTrainer(tiny_config(*extra), tmp_path, progress=False)
+    for _ in range(2):
+        logs = trainer.train_step()
+        assert all(math.isfinite(v) for v in logs.values()), logs
+    if "loss.uncond_seg_loss=gumbel" in extra:
+        assert "g/uncond_gumbel_seg" in logs
+    if "train.ada=true" in extra:
+        assert "ada/p" in logs
