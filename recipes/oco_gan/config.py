@@ -468,7 +468,7 @@ def _demo() -> OCOGANConfig:
             max_channels=64, cond_hidden_channels=32, d_channel_multiplier=0.125,
             d_max_channels=128, d_bottleneck=4,
         ),
-        data=DataConfig(name="synthetic", synthetic_size=20000),
+        data=DataConfig(name="synthetic", synthetic_size=5000),
         train=TrainConfig(
             batch_cond=8, batch_uncond=16, ema_decay=0.995, ema_rampup_steps=200, steps=100000,
             log_every=10, sample_every=100, checkpoint_every=200, num_samples=8,
