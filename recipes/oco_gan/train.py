@@ -509,8 +509,12 @@ class OCOGANTrainer:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True,
-                       desc="oco-gan train")
+            # A time-limited run shows its count and rate, not an ETA for a step count it will
+            # not reach.
+            limited = max_seconds is not None and steps is None
+            desc = f"oco-gan train ({max_seconds / 60:g} min)" if limited else "oco-gan train"
+            bar = tqdm(total=None if limited else total, initial=self.step, unit="it",
+                       dynamic_ncols=True, desc=desc)
         logger = MetricsLogger(self.run_dir, enabled=self.ctx.is_main)
         interrupted = False
         last: Dict[str, float] = {}
