@@ -193,7 +193,7 @@ class OCOGANTrainer:
         self.timings: Optional[Dict[str, float]] = None
         self.step = 0
         self.images_seen = 0
-        self.scaler = torch.amp.GradScaler(enabled=t.mixed_precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.mixed_precision == "fp16")
         self._fixed = self._fixed_samples()
         if state is not None:
             self._load_state(state)

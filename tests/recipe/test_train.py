@@ -157,7 +157,8 @@ def test_sigint_checkpoints_and_resume_matches_a_straight_run(tmp_path):
             torch.testing.assert_close(a[part][k], b[part][k], rtol=0, atol=0, msg=k)
 
 
-@pytest.mark.parametrize("extra", [["train.mixed_precision=bf16"], ["train.channels_last=true"],
+@pytest.mark.parametrize("extra", [["train.mixed_precision=bf16"], ["train.mixed_precision=fp16"],
+                                   ["train.channels_last=true"],
                                    ["train.ada=true"], ["loss.uncond_seg_loss=gumbel"]])
 def test_options_train(tmp_path, extra):
     trainer = OCOGANTrainer(tiny_config(*extra), tmp_path, progress=False)
