@@ -398,8 +398,9 @@ class OCOGANTrainer:
                 x_aug = self._augment(reals)[0]
                 logits = D.image_logits(D.encode(x_aug)).to(self.dtype)
                 penalty = r1_penalty(logits, reals).mean()
-                loss = loss + cfg.loss.uncond_weight * (cfg.loss.r1_gamma / 2) * penalty \
-                    * cfg.loss.r1_interval
+                # (γ/2)·E‖∇D_u‖², lazily: every `interval` steps, times `interval`. A
+                # regulariser, so not scaled by the unconditional loss weight.
+                loss = loss + (cfg.loss.r1_gamma / 2) * penalty * cfg.loss.r1_interval
                 logs["d/r1"] = penalty.item()
 
         with self._phase("D step: backward + Adam"):
