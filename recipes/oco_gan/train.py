@@ -142,7 +142,6 @@ class OCOGANTrainer:
         self.progress = progress and self.ctx.is_main
         m, t = self.cfg.model, self.cfg.train
         self.device = self.ctx.device
-        self.hybrid = t.mode == "hybrid"
         self.use_uncond = t.mode != "cond_only"
         self.use_cond = t.mode != "uncond_only"
         self.bu = t.batch_uncond if self.use_uncond else 0
@@ -496,6 +495,15 @@ class OCOGANTrainer:
         save_image_grid(grid, self.run_dir / "samples" / "latest.png", scale=scale)
         return path
 
+    def _mean_over_ranks(self, logs: Dict[str, float]) -> Dict[str, float]:
+        """Average logged values over processes (each computed them on its shard)."""
+        if not self.ctx.distributed:
+            return logs
+        keys = sorted(logs)
+        values = torch.tensor([logs[k] for k in keys], dtype=torch.float64, device=self.device)
+        self.ctx.all_reduce_mean_(values)
+        return dict(zip(keys, values.tolist()))
+
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, *, steps: Optional[int] = None, max_seconds: Optional[float] = None) -> Dict:
         """Train until ``steps`` iterations in total (default ``train.steps``) or ``max_seconds``.
@@ -525,6 +533,7 @@ class OCOGANTrainer:
                     logs = self.train_step()
                     last = logs
                     if self.step % t.log_every == 0 or self.step == total:
+                        logs = self._mean_over_ranks(logs)
                         logger.log(self.step, {**logs, "kimg": self.images_seen / 1000})
                     if bar is not None:
                         elapsed = max(time.time() - start_time, 1e-9)
