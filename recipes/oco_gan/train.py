@@ -2,7 +2,9 @@
 
 One iteration = one G step, then one D step, on mixed batches of ``train.batch_uncond``
 unconditional and ``train.batch_cond`` conditional samples (global sizes, split evenly across
-processes):
+processes). Each iteration draws one batch of labelled reals (their label maps condition the G
+step's fakes, their images are the D step's conditional reals) and one batch of reals for the
+unconditional branch:
 
 * **G step**: ``softplus(-D_u(G(z_u)))`` on unconditional fakes, plus the class-balanced N+1 loss
   of ``D_c(G(s, z_c))`` with target ``s + 1`` on conditional fakes (optionally the Gumbel-Softmax
@@ -270,14 +272,12 @@ class OCOGANTrainer:
         x2, label2 = self.augment.apply(x, draw, label=label)
         return x2, label2, draw
 
-    def generator_step(self) -> Dict[str, float]:
+    def generator_step(self, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
+        """G step on this rank's conditional label maps ``label_c [b_c, H, W]`` (or ``None``)."""
         cfg, G, D = self.cfg, self.G, self.D
         n_u, n_c = self.shard_u.stop - self.shard_u.start, self.shard_c.stop - self.shard_c.start
         z_u = self._randn(self.bu, cfg.model.z_dim)[self.shard_u]
         z_c = self._randn(self.bc, cfg.model.z_dim)[self.shard_c]
-        with self._phase("data"):
-            _, label_c = (self._fetch(self.stream_c, self.bc, self.shard_c, with_label=True)
-                          if self.bc else (None, None))
         D.requires_grad_(False)
         logs: Dict[str, float] = {}
         with self._autocast(), self._phase("G step: G forward"):
@@ -325,18 +325,18 @@ class OCOGANTrainer:
         logs["g/total"] = loss.item()
         return logs
 
-    def discriminator_step(self) -> Dict[str, float]:
+    def discriminator_step(self, real_c: Optional[torch.Tensor],
+                           label_c: Optional[torch.Tensor]) -> Dict[str, float]:
+        """D step on this rank's labelled reals ``real_c``/``label_c`` (the maps of the G step)
+        and a fresh batch of unconditional reals."""
         cfg, G, D = self.cfg, self.G, self.D
         zd = cfg.model.z_dim
         n_u, n_c = self.shard_u.stop - self.shard_u.start, self.shard_c.stop - self.shard_c.start
         logs: Dict[str, float] = {}
-        real_u = real_c = label_c = None
+        real_u = None
         with self._phase("data"):
             if n_u:
                 real_u, _ = self._fetch(self.stream_u, self.bu, self.shard_u, with_label=False)
-            if n_c:
-                real_c, label_c = self._fetch(self.stream_c, self.bc, self.shard_c,
-                                              with_label=True)
         z_u = self._randn(self.bu, zd)[self.shard_u]
         z_c = self._randn(self.bc, zd)[self.shard_c]
         with torch.no_grad(), self._autocast(), self._phase("D step: G forward (no grad)"):
@@ -426,8 +426,14 @@ class OCOGANTrainer:
         t = self.cfg.train
         self._aug_gen = torch.Generator().manual_seed(
             (t.seed * 1_000_003 + self.step * 1_009 + self.ctx.rank) % 2**63)
-        logs = self.generator_step()
-        logs.update(self.discriminator_step())
+        # One conditional batch per iteration: G renders on its label maps, D sees its images.
+        real_c = label_c = None
+        if self.bc:
+            with self._phase("data"):
+                real_c, label_c = self._fetch(self.stream_c, self.bc, self.shard_c,
+                                              with_label=True)
+        logs = self.generator_step(label_c)
+        logs.update(self.discriminator_step(real_c, label_c))
         self.step += 1
         self.images_seen += self.bu + self.bc
         if self.augment is not None:
