@@ -153,8 +153,25 @@ def _run_training(args: argparse.Namespace, *, demo: bool) -> int:
                   f"{summary['samples']}")
             print(f"oco-gan: all grids in {Path(args.out) / 'samples'}")
     if ctx.distributed:
+        # Rank 0 may still be writing samples: let every rank arrive before tearing down, so no
+        # process leaves while a peer's gloo/NCCL connection is still in use.
+        ctx.barrier()
         torch.distributed.destroy_process_group()
+        exit_process(0)
     return 0
+
+
+def exit_process(code: int) -> None:
+    """End a torchrun worker now that its work is done and its files are closed.
+
+    Interpreter shutdown after a gloo process group can abort in C++ ("terminate called without
+    an active exception", an upstream race between the backend's worker threads and finalisation),
+    which torchrun then reports as a failed run. Everything is written and flushed at this point,
+    so the worker skips finalisation.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run_info(args: argparse.Namespace) -> int:

@@ -130,9 +130,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print(results_markdown(results))
             out = Path(args.run) / "eval"
             print(f"oco-gan evaluate: wrote {out / 'results.json'} and {out / 'results.md'}")
+        ctx.barrier()  # every rank arrives before the process group is torn down
     finally:
         if ctx.distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+    if ctx.distributed:
+        from .cli import exit_process
+
+        exit_process(0)
     return 0
 
 
