@@ -30,7 +30,6 @@ import json
 import math
 import os
 import statistics
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -40,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganblocks.train import DistributedContext
+from ganblocks.train import DistributedContext, atomic_write
 
 __all__ = [
     "FEATURES",
@@ -162,11 +161,7 @@ def _label_dtype(num_classes: int) -> torch.dtype:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def evaluate_run(

@@ -21,7 +21,6 @@ import itertools
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ganblocks.train import atomic_write
 
 from .config import OCOGANConfig
 
@@ -403,17 +404,9 @@ class SegmenterReport:
 def _save_torchscript(module: nn.Module, path: Path, metadata: Dict[str, Any]) -> None:
     with _quiet_jit():
         scripted = torch.jit.script(module)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with _quiet_jit():
-            torch.jit.save(scripted, tmp, _extra_files={METADATA_FILE: json.dumps(metadata)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    extra = {METADATA_FILE: json.dumps(metadata)}
+    with _quiet_jit():
+        atomic_write(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra))
 
 
 def train_segmenter(
