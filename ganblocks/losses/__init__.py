@@ -8,11 +8,12 @@
 
 from .adversarial import d_hinge_loss, d_logistic_loss, g_hinge_loss, g_nonsaturating_loss
 from .labelmix import labelmix_images, labelmix_loss, labelmix_mask
-from .oasis import class_balance_weights, n_plus_one_loss
+from .oasis import class_balance_coefficients, class_balance_weights, n_plus_one_loss
 from .regularizers import LazyRegularizer, lazy_adam_params, r1_penalty
 
 __all__ = [
     "LazyRegularizer",
+    "class_balance_coefficients",
     "class_balance_weights",
     "d_hinge_loss",
     "d_logistic_loss",

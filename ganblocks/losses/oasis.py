@@ -86,13 +86,34 @@ def _balance_weights(
     label: torch.Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype
 ) -> torch.Tensor:
     """:func:`class_balance_weights` without the argument checks."""
-    counts = torch.bincount(label.reshape(-1), minlength=num_classes).to(torch.float64)
+    counts = torch.bincount(label.reshape(-1), minlength=num_classes)
+    return class_balance_coefficients(counts, ignore_index=ignore_index)[label].to(dtype)
+
+
+def class_balance_coefficients(
+    counts: torch.Tensor, *, ignore_index: Optional[int] = None
+) -> torch.Tensor:
+    """Per-class weights ``w_c = P / (K·n_c)`` from pixel counts ``n_c`` (``counts: [N]``).
+
+    ``P`` is the total pixel count (ignored pixels included, as in OASIS), ``K`` the number of
+    classes present other than ``ignore_index``; absent and ignored classes weigh 0. Counting
+    over several batches or processes (sum their counts first) gives the weights of their union.
+
+    Returns:
+        float64 ``[N]``.
+
+    Example:
+        >>> class_balance_coefficients(torch.tensor([1, 3]))  # 4 / (2 * 1), 4 / (2 * 3)
+        tensor([2.0000, 0.6667], dtype=torch.float64)
+    """
+    counts = counts.to(torch.float64).clone()
+    total = counts.sum()
     if ignore_index is not None:
         counts[ignore_index] = 0
     present = counts > 0
     num_present = present.sum().clamp(min=1)
-    coeff = torch.where(present, label.numel() / (num_present * counts.clamp(min=1)), 0.0)
-    return coeff[label].to(dtype)
+    return torch.where(present, total / (num_present * counts.clamp(min=1)),
+                       torch.zeros_like(counts))
 
 
 def n_plus_one_loss(

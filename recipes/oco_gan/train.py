@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ganblocks.data import InfiniteSampler
 from ganblocks.losses import (
+    class_balance_coefficients,
     d_logistic_loss,
     g_nonsaturating_loss,
     labelmix_images,
@@ -72,18 +73,12 @@ def class_weights(label: torch.Tensor, num_classes: int, *, ignore_index: Option
                   ctx: DistributedContext) -> torch.Tensor:
     """Per-class balance weights ``w_c = P / (K·n_c)`` over the *global* batch (all ranks).
 
-    ``P`` is the number of pixels, ``n_c`` those of class ``c`` and ``K`` the classes present (the
-    don't-care class weighs 0 and is not counted). Computing the counts over all ranks makes the
-    distributed loss equal to the single-process one.
+    The pixel counts are summed over ranks before
+    :func:`~ganblocks.losses.class_balance_coefficients`, so the distributed loss equals the
+    single-process one.
     """
     counts = torch.bincount(label.reshape(-1), minlength=num_classes).to(torch.float64)
-    ctx.all_reduce_sum_(counts)
-    total = counts.sum()
-    if ignore_index is not None:
-        counts[ignore_index] = 0
-    present = counts > 0
-    k = present.sum().clamp(min=1)
-    return torch.where(present, total / (k * counts.clamp(min=1)), torch.zeros_like(counts))
+    return class_balance_coefficients(ctx.all_reduce_sum_(counts), ignore_index=ignore_index)
 
 
 class SampleStream:
