@@ -37,7 +37,28 @@ from ._utils import check_activation, check_input, check_int, check_positive_flo
 __all__ = ["EqualConv2d", "EqualLinear", "PixelNorm"]
 
 
-class EqualLinear(nn.Module):
+class _Equalized(nn.Module):
+    """Storage and initialisation shared by the equalised layers (see the module docstring)."""
+
+    weight: nn.Parameter
+    bias: Optional[nn.Parameter]
+    lr_mul: float
+    bias_init: float
+    weight_gain: float
+
+    def reset_parameters(self) -> None:
+        """Redraw the weight from ``N(0, 1) / lr_mul`` and set the bias to ``bias_init``."""
+        with torch.no_grad():
+            self.weight.normal_().div_(self.lr_mul)
+            if self.bias is not None:
+                self.bias.fill_(self.bias_init / self.lr_mul)
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight the layer uses, ``weight * weight_gain`` (shaped like ``weight``)."""
+        return self.weight * self.weight_gain
+
+
+class EqualLinear(_Equalized):
     """Fully connected layer with equalised learning rate, fused bias and activation.
 
     ``y = bias_act(x @ (weight * weight_gain).T, bias * lr_mul, act=activation)``
@@ -86,17 +107,6 @@ class EqualLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(self.out_features)) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Redraw the weight from ``N(0, 1) / lr_mul`` and set the bias to ``bias_init``."""
-        with torch.no_grad():
-            self.weight.normal_().div_(self.lr_mul)
-            if self.bias is not None:
-                self.bias.fill_(self.bias_init / self.lr_mul)
-
-    def effective_weight(self) -> torch.Tensor:
-        """The weight the layer uses, ``weight * weight_gain``: ``[out_features, in_features]``."""
-        return self.weight * self.weight_gain
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: [*, in_features]`` → ``[*, out_features]``."""
         if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[-1] != self.in_features:
@@ -115,7 +125,7 @@ class EqualLinear(nn.Module):
         )
 
 
-class EqualConv2d(nn.Module):
+class EqualConv2d(_Equalized):
     """2-D convolution with equalised learning rate, optional FIR up/down-sampling, fused bias+act.
 
     ``y = bias_act(conv2d_resample(x, weight * weight_gain, f, up, down, padding), bias * lr_mul)``
@@ -198,17 +208,6 @@ class EqualConv2d(nn.Module):
             persistent=False,
         )
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Redraw the weight from ``N(0, 1) / lr_mul`` and set the bias to ``bias_init``."""
-        with torch.no_grad():
-            self.weight.normal_().div_(self.lr_mul)
-            if self.bias is not None:
-                self.bias.fill_(self.bias_init / self.lr_mul)
-
-    def effective_weight(self) -> torch.Tensor:
-        """The weight the convolution uses, ``weight * weight_gain``: ``[out, in, k, k]``."""
-        return self.weight * self.weight_gain
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.to(x.dtype) * self.weight_gain

@@ -20,7 +20,19 @@ from ._utils import check_input, check_int
 __all__ = ["Blur", "Downsample2d", "Upsample2d"]
 
 
-class Upsample2d(nn.Module):
+class _FactorResample(nn.Module):
+    """A resampling factor and a non-persistent FIR filter buffer (shared by up/down)."""
+
+    def __init__(self, factor: int = 2, *, resample_filter: Sequence[float] = (1, 3, 3, 1)) -> None:
+        super().__init__()
+        self.factor = check_int(factor, "factor")
+        self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
+
+
+class Upsample2d(_FactorResample):
     """Up-sample by an integer factor: zero insertion followed by the FIR filter (gain ``factor²``).
 
     Args:
@@ -35,21 +47,13 @@ class Upsample2d(nn.Module):
         torch.Size([1, 3, 8, 8])
     """
 
-    def __init__(self, factor: int = 2, *, resample_filter: Sequence[float] = (1, 3, 3, 1)) -> None:
-        super().__init__()
-        self.factor = check_int(factor, "factor")
-        self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: [N, C, H, W]`` → ``[N, C, H·factor, W·factor]``."""
         check_input(x, "x", ndim=4)
         return upsample2d(x, self.resample_filter, up=self.factor)
 
-    def extra_repr(self) -> str:
-        return f"factor={self.factor}"
 
-
-class Downsample2d(nn.Module):
+class Downsample2d(_FactorResample):
     """Low-pass filter with the FIR filter, then keep every ``factor``-th sample.
 
     Args:
@@ -64,18 +68,10 @@ class Downsample2d(nn.Module):
         torch.Size([1, 3, 4, 4])
     """
 
-    def __init__(self, factor: int = 2, *, resample_filter: Sequence[float] = (1, 3, 3, 1)) -> None:
-        super().__init__()
-        self.factor = check_int(factor, "factor")
-        self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: [N, C, H, W]`` → ``[N, C, H // factor, W // factor]``."""
         check_input(x, "x", ndim=4)
         return downsample2d(x, self.resample_filter, down=self.factor)
-
-    def extra_repr(self) -> str:
-        return f"factor={self.factor}"
 
 
 class Blur(nn.Module):
