@@ -224,6 +224,7 @@ CMP_BOUNDARY: dict[type, type] = {
 # Examples per property-based test during a mutation run (the suite's default is 40); set the
 # environment variable GANBLOCKS_HYPOTHESIS_EXAMPLES to change it.
 HYPOTHESIS_EXAMPLES = "10"
+TORCH_THREADS = 1
 EPSILON = 1e-4  # float constants this small are numerical guards: changing them is not a bug kind
 
 
@@ -506,6 +507,13 @@ def _run_pytest_child(root: Path, args: list[str]) -> None:
     code = 3
     try:
         import pytest
+        import torch
+
+        # One torch thread per run: on a loaded machine, OpenMP threads waiting on each other
+        # make small convolutions tens of times slower. conftest.py (and the CLI) ask for more;
+        # those calls are ignored in this process.
+        torch.set_num_threads(TORCH_THREADS)
+        torch.set_num_threads = lambda _n: None
 
         code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--no-header", *args]))
     finally:
