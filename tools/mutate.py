@@ -33,6 +33,7 @@ import argparse
 import ast
 import contextlib
 import copy
+import importlib
 import dataclasses
 import json
 import os
@@ -58,14 +59,27 @@ EQUIVALENT_FILE = ROOT / "tools" / "mutants_equivalent.toml"
 # is always added too, so its doctests run. Keep these lists short: each mutant runs all of them.
 TESTS: dict[str, list[str]] = {
     # reference tests first: they are fast and kill most mutants, and -x stops at the first failure
-    "ganblocks/nn/aspp.py": ["tests/nn/test_aspp_reference.py", "tests/nn/test_resblocks.py"],
-    "ganblocks/nn/equalized.py": ["tests/nn/test_equalized.py", "tests/nn/test_mapping.py"],
+    "ganblocks/nn/aspp.py": [
+        "tests/nn/test_aspp_reference.py",
+        "tests/nn/test_resblocks.py",
+        "tests/nn/test_block_errors.py",
+    ],
+    "ganblocks/nn/equalized.py": [
+        "tests/nn/test_equalized.py",
+        "tests/nn/test_mapping.py",
+        "tests/nn/test_block_errors.py",
+    ],
     "ganblocks/nn/gumbel.py": ["tests/nn/test_gumbel.py"],
-    "ganblocks/nn/mapping.py": ["tests/nn/test_mapping_reference.py", "tests/nn/test_mapping.py"],
+    "ganblocks/nn/mapping.py": [
+        "tests/nn/test_mapping_reference.py",
+        "tests/nn/test_mapping.py",
+        "tests/nn/test_block_errors.py",
+    ],
     "ganblocks/nn/minibatch_std.py": ["tests/nn/test_minibatch_std.py"],
     "ganblocks/nn/modulation.py": [
         "tests/nn/test_modulation_reference.py",
         "tests/nn/test_modulation.py",
+        "tests/nn/test_block_errors.py",
     ],
     "ganblocks/nn/resample.py": ["tests/nn/test_resample.py"],
     "ganblocks/nn/resblocks.py": ["tests/nn/test_resblocks.py"],
@@ -666,8 +680,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not (ROOT / m).is_file():
             p.error(f"modules: {m!r} is not a file under {ROOT}")
     if not a.list:
-        import pytest  # noqa: F401  (imported once here, shared by the forked children)
+        # imported once here, shared by the forked children
+        import pytest  # noqa: F401
         import torch  # noqa: F401
+
+        for name in ("hypothesis", "numpy", "einops", "scipy.linalg", "PIL.Image"):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
     results: dict[str, list[Mutant]] = {}
     tmp = Path(tempfile.mkdtemp(prefix="ganblocks-mutate-"))
     try:
