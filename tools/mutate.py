@@ -33,8 +33,8 @@ import argparse
 import ast
 import contextlib
 import copy
-import importlib
 import dataclasses
+import importlib
 import json
 import os
 import random
