@@ -124,3 +124,30 @@ def test_mapping_layers_learn_slower_by_lr_mul():
             layer.weight -= 1e-3 * layer.weight.grad
         moves.append(((layer.weight * layer.weight_gain) - before).norm().item())
     assert moves[1] / moves[0] == pytest.approx(SPEC_LR_MUL**2, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("make", "exc", "match"),
+    [
+        (lambda: MappingNetwork(0, 4), ValueError, "z_dim"),
+        (lambda: MappingNetwork(4, 0), ValueError, "w_dim"),
+        (lambda: MappingNetwork(4, 4.0), TypeError, "w_dim"),
+        (lambda: MappingNetwork(4, 4, hidden_dim=0), ValueError, "hidden_dim"),
+        (lambda: StyleMapMapping(0, 4), ValueError, "z_dim"),
+        (lambda: StyleMapMapping(4, 0), ValueError, "style_channels"),
+        (lambda: StyleMapMapping(4, 4, (0, 2)), ValueError, "size"),
+        (lambda: StyleMapMapping(4, 4, num_layers=0), ValueError, "num_layers"),
+    ],
+)
+def test_mapping_arguments_are_checked_by_name(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_mapping_inputs_are_checked_by_name():
+    with pytest.raises(ValueError, match="z"):
+        MappingNetwork(4, 4)(torch.randn(2, 4, 1))
+    with pytest.raises(ValueError, match="z"):
+        StyleMapMapping(4, 4, (2, 2))(torch.randn(2, 5))
+    with pytest.raises(ValueError, match="z"):
+        StyleMapMapping(4, 4, (2, 2))(torch.randn(4))
