@@ -85,11 +85,18 @@ TESTS: dict[str, list[str]] = {
     "ganblocks/nn/resblocks.py": ["tests/nn/test_resblocks.py"],
     "ganblocks/nn/spade.py": ["tests/nn/test_spade.py"],
     "ganblocks/nn/_utils.py": ["tests/nn/test_block_errors.py", "tests/nn/test_mapping.py"],
-    "ganblocks/losses/adversarial.py": ["tests/losses/test_adversarial.py"],
-    "ganblocks/losses/labelmix.py": ["tests/losses/test_labelmix.py"],
-    "ganblocks/losses/oasis.py": ["tests/losses/test_oasis.py"],
+    "ganblocks/losses/adversarial.py": [
+        "tests/losses/test_adversarial.py",
+        "tests/losses/test_argument_names.py",
+    ],
+    "ganblocks/losses/labelmix.py": [
+        "tests/losses/test_labelmix.py",
+        "tests/losses/test_argument_names.py",
+    ],
+    "ganblocks/losses/oasis.py": ["tests/losses/test_oasis.py", "tests/losses/test_argument_names.py"],
     "ganblocks/losses/regularizers.py": ["tests/losses/test_regularizers.py"],
     "ganblocks/losses/_checks.py": [
+        "tests/losses/test_argument_names.py",
         "tests/losses/test_adversarial.py",
         "tests/losses/test_oasis.py",
         "tests/losses/test_labelmix.py",
