@@ -97,7 +97,10 @@ TESTS: dict[str, list[str]] = {
         "tests/losses/test_oasis.py",
         "tests/losses/test_argument_names.py",
     ],
-    "ganblocks/losses/regularizers.py": ["tests/losses/test_regularizers.py"],
+    "ganblocks/losses/regularizers.py": [
+        "tests/losses/test_regularizers.py",
+        "tests/losses/test_argument_names.py",
+    ],
     "ganblocks/losses/_checks.py": [
         "tests/losses/test_argument_names.py",
         "tests/losses/test_adversarial.py",
