@@ -98,6 +98,7 @@ TESTS: dict[str, list[str]] = {
         "tests/losses/test_argument_names.py",
     ],
     "ganblocks/losses/regularizers.py": [
+        "tests/losses/test_regularizers_reference.py",
         "tests/losses/test_regularizers.py",
         "tests/losses/test_argument_names.py",
     ],
