@@ -26,8 +26,10 @@ EYE4 = torch.eye(4)
 
 
 def only(name: str, **kw) -> AdaptiveAugment:
-    strengths = {k: 0.0 for k in STRENGTHS}
-    strengths[name] = 1.0
+    """Every strength 0 but ``name``'s, left at its default (ADA's bgc: 1), cutout's set to 1."""
+    strengths = {k: 0.0 for k in STRENGTHS if k != name}
+    if name == "cutout":
+        strengths["cutout"] = 1.0
     return AdaptiveAugment(p=P, target=None, **strengths, **kw)
 
 
@@ -167,3 +169,25 @@ def test_cutout_probability_and_size():
     assert_fraction(on, P)
     torch.testing.assert_close(d.cutout_size[on], torch.full((int(on.sum()), 2), 0.5))
     assert d.cutout_center.min() >= 0 and d.cutout_center.max() <= 1
+
+
+def test_p_adapts_with_the_documented_defaults():
+    """Defaults: target 0.6, every 4 calls, p moves by n / (1000 · 500) with n the images seen."""
+    aug = AdaptiveAugment()
+    assert aug.probability == 0.0
+    for _ in range(3):
+        aug.update(torch.ones(8))  # r_t = 1 > 0.6
+        assert aug.probability == 0.0
+    aug.update(torch.ones(8))
+    assert aug.probability == pytest.approx(32 / 500_000)
+    for _ in range(4):
+        aug.update(torch.tensor([1.0, 1.0, 1.0, -1.0, -1.0]))  # r_t = 0.2 < 0.6
+    assert aug.probability == pytest.approx(32 / 500_000 - 20 / 500_000)
+    for _ in range(4):
+        aug.update(-torch.ones(100))
+    assert aug.probability == 0.0  # clamped
+
+
+def test_cutout_is_off_by_default():
+    aug = AdaptiveAugment(p=1.0, target=None)
+    assert aug.sample(4, H, W).cutout_size is None
