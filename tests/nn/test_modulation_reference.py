@@ -106,3 +106,60 @@ def test_spatial_modulation_gamma_beta_order_and_init():
     gamma = torch.tensor([1 + 2.0, 1 + 3.0], dtype=torch.float64).view(1, 2, 1, 1)
     beta = torch.tensor([5.0, 7.0], dtype=torch.float64).view(1, 2, 1, 1)
     torch.testing.assert_close(mod(x, ones), xhat * gamma + beta)
+
+
+def test_spatial_modulation_reset_parameters_redraws_the_style_conv():
+    mod = SpatialModulation(3, 4)
+    with torch.no_grad():
+        mod.affine.weight.zero_()
+        mod.affine.bias.fill_(5.0)
+    mod.reset_parameters()
+    assert mod.affine.weight.std().item() == pytest.approx(1.0, rel=0.2)  # N(0, 1) storage
+    zero_style = torch.zeros(1, 4, 2, 2)
+    gamma, beta = mod.gamma_beta(zero_style)
+    torch.testing.assert_close(gamma, torch.ones_like(gamma))
+    torch.testing.assert_close(beta, torch.zeros_like(beta))
+
+
+@pytest.mark.parametrize(
+    ("make", "exc", "match"),
+    [
+        (lambda: SpatialModulation(0, 4), ValueError, "num_features"),
+        (lambda: SpatialModulation(4, 0), ValueError, "style_channels"),
+        (lambda: SpatialModulation(4, 4, eps=0.0), ValueError, "eps"),
+        (lambda: ModulatedConv2d(0, 4, 3, 8), ValueError, "in_channels"),
+        (lambda: ModulatedConv2d(4, 0, 3, 8), ValueError, "out_channels"),
+        (lambda: ModulatedConv2d(4, 4, 0, 8), ValueError, "kernel_size"),
+        (lambda: ModulatedConv2d(4, 4, 3, 0), ValueError, "style_dim"),
+        (lambda: ModulatedConv2d(4, 4, 3, 8, up=0), ValueError, "up"),
+        (lambda: ModulatedConv2d(4, 4, 3, 8, down=0), ValueError, "down"),
+        (lambda: ModulatedConv2d(4, 4, 3, 8, activation="gelu"), ValueError, "activation"),
+    ],
+)
+def test_modulation_arguments_are_checked_by_name(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_modulation_inputs_are_checked_by_name():
+    x, w = torch.randn(2, 4, 5, 5), torch.randn(3, 4, 3, 3)
+    with pytest.raises(ValueError, match="styles"):
+        modulated_conv2d(x, w, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="styles"):
+        modulated_conv2d(x, w, [1.0] * 4)
+    with pytest.raises(ValueError, match="weight"):
+        modulated_conv2d(x, torch.randn(3, 5, 3, 3), torch.ones(2, 4))
+    with pytest.raises(ValueError, match="x"):
+        modulated_conv2d(x[0], w, torch.ones(2, 4))
+    layer = ModulatedConv2d(4, 3, 3, 6)
+    with pytest.raises(ValueError, match="x"):
+        layer(torch.randn(2, 5, 5, 5), torch.randn(2, 6))
+    with pytest.raises(ValueError, match="style"):
+        layer(x, torch.randn(2, 7))
+    mod = SpatialModulation(4, 2)
+    with pytest.raises(ValueError, match="x"):
+        mod(torch.randn(2, 3, 5, 5), torch.randn(2, 2, 5, 5))
+    with pytest.raises(ValueError, match="style"):
+        mod(x, torch.randn(2, 3, 5, 5))
+    with pytest.raises(ValueError, match="style"):
+        mod.gamma_beta(torch.randn(2, 3, 5, 5))
