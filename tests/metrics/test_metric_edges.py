@@ -1,0 +1,79 @@
+"""Metric edge cases by hand: the smallest valid sample sizes, statistics that survive a
+(single-process) all-reduce unchanged, and errors that name the argument."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ganblocks.metrics import (
+    FeatureStatistics,
+    FrechetInceptionDistance,
+    frechet_distance,
+    polynomial_mmd2,
+)
+
+
+def identity(images: torch.Tensor) -> torch.Tensor:
+    return images.flatten(1)
+
+
+def test_fid_works_from_two_images_per_set_and_refuses_one():
+    x = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    fid = FrechetInceptionDistance(identity)
+    fid.update(x, real=True)
+    fid.update(x + torch.tensor([3.0, 4.0]), real=False)
+    assert fid.compute() == pytest.approx(25.0)  # equal covariances: |Δμ|² = 9 + 16
+    fid.reset(keep_real=True)
+    fid.update(x[:1], real=False)
+    with pytest.raises(ValueError, match="fake set has 1 images"):
+        fid.compute()
+
+
+def test_fid_hands_its_weights_path_to_the_default_extractor(tmp_path):
+    missing = tmp_path / "no_such_weights.pth"
+    with pytest.raises(FileNotFoundError, match="no_such_weights"):
+        FrechetInceptionDistance(weights=missing, device="cpu")
+
+
+def test_statistics_survive_all_reduce_and_match_numpy():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 4, generator=gen, dtype=torch.float64)
+    stats = FeatureStatistics(dim=4, device="cpu")
+    stats.update(x[:20])
+    stats.update(x[20:])
+    out = stats.all_reduce()
+    assert out.count == 50
+    torch.testing.assert_close(out.mean, x.mean(dim=0))
+    torch.testing.assert_close(out.covariance, torch.from_numpy(np.cov(x.numpy(), rowvar=False)))
+
+
+def test_empty_statistics_refuse_a_mean():
+    with pytest.raises(ValueError, match="no features"):
+        FeatureStatistics(dim=3, device="cpu").mean
+    with pytest.raises(ValueError, match="no features"):
+        FeatureStatistics().mean
+
+
+def test_frechet_distance_is_computed_in_float64():
+    """float32 inputs are promoted first: the result matches the float64 one to ~1e-12."""
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(200, 3, generator=gen)
+    b = torch.randn(200, 3, generator=gen) * 1.3 + 0.2
+    args32 = (a.mean(0), a.T.cov(), b.mean(0), b.T.cov())
+    args64 = tuple(t.double() for t in args32)
+    assert frechet_distance(*args32) == pytest.approx(frechet_distance(*args64), rel=1e-12)
+
+
+def test_polynomial_mmd_smallest_samples_and_errors():
+    x = torch.tensor([[1.0], [-1.0]])
+    assert polynomial_mmd2(x, x).item() == pytest.approx(-8.0)  # see its docstring
+    with pytest.raises(ValueError, match="2 rows"):
+        polynomial_mmd2(x, x[:1])
+    with pytest.raises(ValueError, match="2 rows"):
+        polynomial_mmd2(x[:1], x)
+    with pytest.raises(ValueError, match="x: expected floating-point features"):
+        polynomial_mmd2([[1.0], [2.0]], x)
+    with pytest.raises(ValueError, match="y: expected floating-point features"):
+        polynomial_mmd2(x, torch.ones(2, 1, dtype=torch.long))
