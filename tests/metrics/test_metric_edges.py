@@ -51,9 +51,9 @@ def test_statistics_survive_all_reduce_and_match_numpy():
 
 def test_empty_statistics_refuse_a_mean():
     with pytest.raises(ValueError, match="no features"):
-        FeatureStatistics(dim=3, device="cpu").mean
+        _ = FeatureStatistics(dim=3, device="cpu").mean
     with pytest.raises(ValueError, match="no features"):
-        FeatureStatistics().mean
+        _ = FeatureStatistics().mean
 
 
 def test_frechet_distance_is_computed_in_float64():
