@@ -10,7 +10,9 @@ import torch
 from ganblocks.metrics import (
     FeatureStatistics,
     FrechetInceptionDistance,
+    KernelInceptionDistance,
     frechet_distance,
+    kernel_inception_distance,
     polynomial_mmd2,
 )
 
@@ -77,3 +79,16 @@ def test_polynomial_mmd_smallest_samples_and_errors():
         polynomial_mmd2([[1.0], [2.0]], x)
     with pytest.raises(ValueError, match="y: expected floating-point features"):
         polynomial_mmd2(x, torch.ones(2, 1, dtype=torch.long))
+
+
+def test_kid_defaults_and_smallest_settings(tmp_path):
+    kid = KernelInceptionDistance(identity)
+    assert (kid.num_subsets, kid.subset_size) == (100, 1000)  # Bińkowski et al.'s protocol
+    one = KernelInceptionDistance(identity, num_subsets=1, subset_size=1)
+    assert (one.num_subsets, one.subset_size) == (1, 1)
+    with pytest.raises(FileNotFoundError, match="no_such_weights"):
+        KernelInceptionDistance(weights=tmp_path / "no_such_weights.pth", device="cpu")
+    x = torch.tensor([[1.0], [-1.0], [0.5]])
+    assert kernel_inception_distance(x[:2], x[:2], num_subsets=1).mean == pytest.approx(-8.0)
+    with pytest.raises(ValueError, match="KID needs at least 2 samples"):
+        kernel_inception_distance(x[:1], x, num_subsets=1)
