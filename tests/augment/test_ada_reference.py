@@ -191,3 +191,26 @@ def test_p_adapts_with_the_documented_defaults():
 def test_cutout_is_off_by_default():
     aug = AdaptiveAugment(p=1.0, target=None)
     assert aug.sample(4, H, W).cutout_size is None
+
+
+@pytest.mark.parametrize(
+    ("name", "nonneutral"),
+    [("xflip", 0.5), ("rotate90", 0.75), ("xint", 1 - 0.125 * 0.25), ("scale", 1.0),
+     ("rotate", 1.0), ("aniso", 1.0), ("xfrac", 1.0), ("brightness", 1.0), ("contrast", 1.0),
+     ("lumaflip", 0.5), ("hue", 1.0), ("saturation", 1.0), ("cutout", 1.0)],
+)
+def test_strength_multiplies_the_probability(name, nonneutral):
+    """Strength 0.5: each transform applies with probability 0.5·p (rotations: two draws of
+    1 - sqrt(1 - 0.5·p), so 0.5·p together)."""
+    strengths = {k: 0.0 for k in STRENGTHS}
+    strengths[name] = 0.5
+    d = AdaptiveAugment(p=P, target=None, **strengths).sample(
+        B, H, W, generator=torch.Generator().manual_seed(11)
+    )
+    if name == "cutout":
+        applied = d.cutout_size[:, 0] > 0
+    elif d.geometric is not None:
+        applied = changed(d.geometric, EYE3)
+    else:
+        applied = changed(d.color, EYE4)
+    assert_fraction(applied, 0.5 * P * nonneutral)
