@@ -277,3 +277,26 @@ def test_every_generator_parameter_is_used(shared):
     (G(z=z).square().sum() + G(label=label, z=z).square().sum()).backward()
     unused = [n for n, p in G.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not unused
+
+
+def test_truncation_interpolates_the_base_map():
+    cfg, G, _ = make_models()
+    gen = torch.Generator().manual_seed(10)
+    z = torch.randn(2, cfg.z_dim, generator=gen, dtype=torch.float64)
+    base = G.uncond_style.base_map(z)
+    center = torch.randn(1, *base.shape[1:], generator=gen, dtype=torch.float64)
+    for psi in (0.0, 0.5, 1.5):
+        got = G.style_maps(z=z, truncation=psi, truncation_center=center)
+        want = G.uncond_style.resize(center + psi * (base - center))
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w)
+
+
+def test_latent_errors_say_what_was_expected():
+    cfg, G, _ = make_models()
+    zd = cfg.z_dim
+    with pytest.raises(ValueError, match=rf"^z: expected \[B, {zd}\], got shape \(2, {zd}, 1, 1\)"):
+        G(z=torch.randn(2, zd, 1, 1, dtype=torch.float64))
+    label = torch.zeros(2, *cfg.resolution, dtype=torch.long)
+    with pytest.raises(ValueError, match=rf"^z: expected \[B, {zd}\] or \[B, {zd}, H, W\]"):
+        G(label=label, z=torch.randn(2, zd + 1, dtype=torch.float64))
