@@ -119,7 +119,10 @@ TESTS: dict[str, list[str]] = {
         "tests/metrics/test_metric_edges.py",
     ],
     "ganblocks/metrics/kid.py": ["tests/metrics/test_kid.py", "tests/metrics/test_metric_edges.py"],
-    "ganblocks/metrics/miou.py": ["tests/metrics/test_miou.py"],
+    "ganblocks/metrics/miou.py": [
+        "tests/metrics/test_miou.py",
+        "tests/metrics/test_metric_edges.py",
+    ],
     "ganblocks/metrics/inception.py": ["tests/metrics/test_inception.py"],
     "ganblocks/metrics/_extract.py": ["tests/metrics/test_fid.py", "tests/metrics/test_kid.py"],
     "ganblocks/metrics/_distributed.py": ["tests/metrics/test_distributed.py"],

@@ -11,6 +11,8 @@ from ganblocks.metrics import (
     FeatureStatistics,
     FrechetInceptionDistance,
     KernelInceptionDistance,
+    MeanIoU,
+    confusion_matrix,
     frechet_distance,
     kernel_inception_distance,
     polynomial_mmd2,
@@ -92,3 +94,25 @@ def test_kid_defaults_and_smallest_settings(tmp_path):
     assert kernel_inception_distance(x[:2], x[:2], num_subsets=1).mean == pytest.approx(-8.0)
     with pytest.raises(ValueError, match="KID needs at least 2 samples"):
         kernel_inception_distance(x[:1], x, num_subsets=1)
+
+
+def test_confusion_matrix_errors_name_the_tensor_and_what_is_allowed():
+    pred = torch.tensor([0, 1, 1])
+    with pytest.raises(TypeError, match="target"):
+        confusion_matrix(pred, torch.tensor([0.0, 1.0, 1.0]), 2)
+    with pytest.raises(ValueError, match=r"target: class indices must be in \[0, 1\], got"):
+        confusion_matrix(pred, torch.tensor([0, 1, 2]), 2)
+    with pytest.raises(ValueError, match=r"in \[0, 1\] or ignore_index=255, got"):
+        confusion_matrix(pred, torch.tensor([0, 3, 255]), 2, ignore_index=255)
+    with pytest.raises(ValueError, match=r"pred: class indices must be in \[0, 1\], got"):
+        confusion_matrix(torch.tensor([0, 2, 1]), torch.tensor([0, 1, 255]), 2, ignore_index=255)
+    torch.testing.assert_close(
+        confusion_matrix(pred, torch.tensor([0, 255, 1], dtype=torch.int32), 2, ignore_index=255),
+        torch.tensor([[1, 0], [0, 1]]),
+    )
+
+
+def test_mean_iou_of_a_single_class():
+    metric = MeanIoU(1)
+    metric.update(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    assert metric.compute().miou == 1.0
