@@ -214,3 +214,13 @@ def test_strength_multiplies_the_probability(name, nonneutral):
     else:
         applied = changed(d.color, EYE4)
     assert_fraction(applied, 0.5 * P * nonneutral)
+
+
+def test_both_rotations_span_the_full_circle():
+    """Composite angle of the rotated draws: uniform on the circle when each of the two draws is
+    uniform in [-π, π] (mean cosine 0); a narrow first draw would pull it towards 1."""
+    g = draw("rotate", seed=12).geometric
+    applied = changed(g, EYE3)
+    angle = torch.atan2(g[applied, 1, 0], g[applied, 0, 0])
+    assert angle.cos().mean().abs().item() < 0.06
+    assert angle.sin().mean().abs().item() < 0.06

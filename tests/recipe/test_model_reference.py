@@ -300,3 +300,10 @@ def test_latent_errors_say_what_was_expected():
     label = torch.zeros(2, *cfg.resolution, dtype=torch.long)
     with pytest.raises(ValueError, match=rf"^z: expected \[B, {zd}\] or \[B, {zd}, H, W\]"):
         G(label=label, z=torch.randn(2, zd + 1, dtype=torch.float64))
+
+
+def test_mean_base_map_is_the_seeded_average():
+    cfg, G, _ = make_models()
+    z = torch.randn(32, cfg.z_dim, generator=torch.Generator().manual_seed(3)).double()
+    expected = G.uncond_style.base_map(z).mean(dim=0, keepdim=True)
+    torch.testing.assert_close(G.mean_base_map(num=32, seed=3), expected)
