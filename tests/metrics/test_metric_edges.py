@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -116,3 +118,28 @@ def test_mean_iou_of_a_single_class():
     metric = MeanIoU(1)
     metric.update(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
     assert metric.compute().miou == 1.0
+
+
+def test_kid_function_defaults_and_argument_names():
+    params = inspect.signature(kernel_inception_distance).parameters
+    assert (params["num_subsets"].default, params["subset_size"].default) == (100, 1000)
+    x = torch.tensor([[1.0], [-1.0], [0.5]])
+    for name in ("num_subsets", "subset_size"):
+        with pytest.raises(ValueError, match=name):
+            kernel_inception_distance(x, x, **{name: 0})
+        with pytest.raises(ValueError, match=name):
+            kernel_inception_distance(x, x, **{name: 2.0})
+
+
+def test_kid_reset_forgets_the_real_features_unless_asked():
+    kid = KernelInceptionDistance(identity, num_subsets=1)
+    x = torch.tensor([[1.0], [-1.0]])
+    kid.update(x, real=True)
+    kid.update(x, real=False)
+    kid.reset(keep_real=True)
+    kid.update(x, real=False)
+    assert kid.compute().mean == pytest.approx(-8.0)
+    kid.reset()
+    kid.update(x, real=False)
+    with pytest.raises(ValueError, match="no real images"):
+        kid.compute()
