@@ -224,3 +224,28 @@ def test_both_rotations_span_the_full_circle():
     angle = torch.atan2(g[applied, 1, 0], g[applied, 0, 0])
     assert angle.cos().mean().abs().item() < 0.06
     assert angle.sin().mean().abs().item() < 0.06
+
+
+def test_hue_angle_spans_the_full_circle():
+    """A rotation by θ about the luma axis v = (1, 1, 1)/√3 has trace 1 + 2 cos θ and
+    M[2, 1] - M[1, 2] = 2 sin θ / √3; hue_max = 1 makes θ uniform in [-π, π]."""
+    c = draw("hue", seed=13).color
+    m = c[changed(c, EYE4), :3, :3]
+    cos = (m.diagonal(dim1=1, dim2=2).sum(dim=1) - 1) / 2
+    sin = (m[:, 2, 1] - m[:, 1, 2]) * math.sqrt(3) / 2
+    torch.testing.assert_close(cos.square() + sin.square(), torch.ones_like(cos))
+    assert cos.mean().abs().item() < 0.06 and sin.mean().abs().item() < 0.06
+
+
+def test_fractional_translation_axes_are_independent():
+    g = draw("xfrac", seed=14).geometric
+    applied = changed(g, EYE3)
+    t = torch.stack([g[applied, 0, 2] / W, g[applied, 1, 2] / H])
+    assert torch.corrcoef(t)[0, 1].abs().item() < 0.1
+
+
+def test_ada_forward_checks_its_images_by_name():
+    with pytest.raises(ValueError, match=r"x: expected shape \[B, C, H, W\]"):
+        AdaptiveAugment(p=0.5)(torch.randn(3, 8, 8))
+    with pytest.raises(TypeError, match="x: expected a floating-point"):
+        AdaptiveAugment(p=0.5)(torch.zeros(1, 3, 8, 8, dtype=torch.long))

@@ -60,7 +60,7 @@ def test_demodulated_constant_input_gives_normalised_weight_sum():
     torch.testing.assert_close(y[:, 0], expected[:, None, None].expand(2, 3, 3))
 
 
-def modulated_conv_ref(layer: ModulatedConv2d, x, style):
+def modulated_conv_ref(layer: ModulatedConv2d, x, style, *, demodulate=True):
     i, k = layer.in_channels, layer.kernel_size
     a = layer.affine
     s = F.linear(style, a.weight / math.sqrt(a.weight.shape[1]), a.bias)  # lr_mul 1
@@ -68,7 +68,8 @@ def modulated_conv_ref(layer: ModulatedConv2d, x, style):
     out = []
     for n in range(x.shape[0]):
         wn = w * s[n].view(1, -1, 1, 1)
-        wn = wn / torch.sqrt(wn.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
+        if demodulate:
+            wn = wn / torch.sqrt(wn.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
         out.append(F.conv2d(x[n : n + 1], wn, padding=k // 2))
     return torch.cat(out) + layer.bias.view(1, -1, 1, 1)
 
@@ -163,3 +164,16 @@ def test_modulation_inputs_are_checked_by_name():
         mod(x, torch.randn(2, 3, 5, 5))
     with pytest.raises(ValueError, match="style"):
         mod.gamma_beta(torch.randn(2, 3, 5, 5))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_modulated_conv_without_demodulation_uses_the_he_gain(fused):
+    """Without demodulation the weight's scale shows: He gain 1/sqrt(I·k²), written here."""
+    gen = torch.Generator().manual_seed(4)
+    layer = ModulatedConv2d(3, 2, 3, 5, demodulate=False, fused=fused).double()
+    with torch.no_grad():
+        layer.bias.copy_(torch.randn(2, generator=gen, dtype=torch.float64))
+    x = torch.randn(2, 3, 5, 6, generator=gen, dtype=torch.float64)
+    style = torch.randn(2, 5, generator=gen, dtype=torch.float64)
+    expected = modulated_conv_ref(layer, x, style, demodulate=False)
+    torch.testing.assert_close(layer(x, style), expected)
