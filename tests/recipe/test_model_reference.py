@@ -341,3 +341,12 @@ def test_discriminator_validates_its_config():
     cfg.resolution = (16, 24)
     with pytest.raises(ValueError, match="resolution"):
         Discriminator(cfg)
+
+
+def test_discriminator_input_errors_say_what_was_expected():
+    cfg, _, D = make_models()
+    h, w = cfg.resolution
+    with pytest.raises(ValueError, match=rf"x: expected images \[B, 3, {h}, {w}\], got list"):
+        D([0.0])
+    with pytest.raises(ValueError, match=r"got \(2, 3, 8, 8\)"):
+        D(torch.zeros(2, 3, 8, 8, dtype=torch.float64))
