@@ -177,3 +177,30 @@ def test_modulated_conv_without_demodulation_uses_the_he_gain(fused):
     style = torch.randn(2, 5, generator=gen, dtype=torch.float64)
     expected = modulated_conv_ref(layer, x, style, demodulate=False)
     torch.testing.assert_close(layer(x, style), expected)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_zero_style_gives_zeros_not_nan(fused):
+    """Demodulating an all-zero modulated weight divides 0 by sqrt(0 + eps): the output is 0."""
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    w = torch.randn(2, 3, 3, 3, dtype=torch.float64)
+    y = modulated_conv2d(x, w, torch.zeros(2, 3, dtype=torch.float64), padding=1, fused=fused)
+    assert torch.equal(y, torch.zeros_like(y))
+
+
+def test_modulated_conv_without_bias_still_applies_its_activation():
+    gen = torch.Generator().manual_seed(5)
+    layer = ModulatedConv2d(3, 2, 3, 5, bias=False, activation="lrelu").double()
+    x = torch.randn(2, 3, 5, 5, generator=gen, dtype=torch.float64)
+    style = torch.randn(2, 5, generator=gen, dtype=torch.float64)
+    bare = ModulatedConv2d(3, 2, 3, 5, bias=False).double()
+    bare.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x, style), F.leaky_relu(bare(x, style), 0.2) * math.sqrt(2))
+
+
+def test_modulated_conv_repr_names_its_resampling():
+    up = ModulatedConv2d(3, 4, 3, 6, up=2).extra_repr()
+    down = ModulatedConv2d(3, 4, 3, 6, down=2).extra_repr()
+    plain = ModulatedConv2d(3, 4, 3, 6).extra_repr()
+    assert plain == "3, 4, kernel_size=3, style_dim=6, demodulate=True"
+    assert up == plain + ", up=2" and down == plain + ", down=2"
