@@ -65,6 +65,7 @@ TESTS: dict[str, list[str]] = {
         "tests/nn/test_block_errors.py",
     ],
     "ganblocks/nn/equalized.py": [
+        "tests/nn/test_equalized_reference.py",
         "tests/nn/test_equalized.py",
         "tests/nn/test_mapping.py",
         "tests/nn/test_block_errors.py",
