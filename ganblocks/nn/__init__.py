@@ -37,3 +37,19 @@ __all__ = [
     "gumbel_softmax",
     "modulated_conv2d",
 ]
+from .noise3d import Noise3d, concat_noise_3d
+from .spade_resblock import SPADEResBlock
+from .spectral_norm import (
+    spectral_norm_from_legacy,
+    spectral_norm_to_legacy,
+    spectral_sigma,
+)
+
+__all__ += [
+    "Noise3d",
+    "SPADEResBlock",
+    "concat_noise_3d",
+    "spectral_norm_from_legacy",
+    "spectral_norm_to_legacy",
+    "spectral_sigma",
+]
