@@ -24,6 +24,7 @@ from ganblocks.nn import spectral_norm_from_legacy, spectral_norm_to_legacy
 __all__ = [
     "load_converted",
     "opt_get",
+    "rename_keys",
     "rename_prefixes",
     "spade_layers_from_reference",
     "spade_layers_to_reference",
@@ -45,7 +46,13 @@ def opt_get(opt: Any, name: str, default: Any = _REQUIRED) -> Any:
     return default
 
 
-def _rename(state_dict: Mapping[str, torch.Tensor], rules: Sequence[Tuple[str, str]]) -> Dict:
+def rename_keys(
+    state_dict: Mapping[str, torch.Tensor], rules: Sequence[Tuple[str, str]]
+) -> Dict[str, torch.Tensor]:
+    """Apply every ``(pattern, replacement)`` of ``rules`` (:func:`re.sub`) to every key, in order.
+
+    Raises if two keys end up with the same name.
+    """
     out: Dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         new = key
@@ -90,7 +97,7 @@ def spade_layers_from_reference(
             raise ValueError(f"state_dict: {key!r} has no matching {beta_key!r}")
         gamma, beta = sd.pop(key), sd.pop(beta_key)
         sd[key.replace(".mlp_gamma.", ".gamma_beta.")] = torch.cat([gamma, beta], dim=0)
-    return _rename(
+    return rename_keys(
         sd,
         [
             (_SPADE_LAYER + r"mlp_shared\.0\.", r"\g<layer>.shared."),
@@ -103,7 +110,7 @@ def spade_layers_to_reference(
     state_dict: Mapping[str, torch.Tensor], *, norm_key: str
 ) -> Dict[str, torch.Tensor]:
     """Inverse of :func:`spade_layers_from_reference`: our keys → the reference's."""
-    sd = _rename(
+    sd = rename_keys(
         spectral_norm_to_legacy(state_dict),
         [
             (_SPADE_LAYER + r"shared\.", r"\g<layer>.mlp_shared.0."),

@@ -42,7 +42,7 @@ from .convert import (
     spade_layers_to_reference,
 )
 
-__all__ = ["Generator", "SPADETrunk", "parse_norm_G"]
+__all__ = ["Generator", "SPADETrunk", "check_onehot", "latent_grid", "parse_norm_G"]
 
 _SLOPE = 0.2
 _NUM_UP = {"normal": 5, "more": 6, "most": 7}
@@ -67,7 +67,8 @@ def parse_norm_G(norm_G: str) -> Tuple[bool, str, int]:
     return m[1] is not None, _NORMS[m[2]], int(m[3])
 
 
-def _check_label(label: object, channels: int) -> torch.Tensor:
+def check_onehot(label: object, channels: int) -> torch.Tensor:
+    """Check that ``label`` is a float label map ``[B, channels, H, W]``, else raise."""
     if not isinstance(label, torch.Tensor) or not label.is_floating_point() or label.ndim != 4:
         raise ValueError(
             f"label: expected a floating-point one-hot label map [B, {channels}, H, W], got "
@@ -79,6 +80,25 @@ def _check_label(label: object, channels: int) -> torch.Tensor:
             f"label: expected {channels} channels (one-hot classes), got {tuple(label.shape)}"
         )
     return label
+
+
+def latent_grid(crop_size: int, aspect_ratio: float, num_up: int) -> Tuple[int, int]:
+    """``(h, w)`` of the grid that ``num_up`` 2× up-samplings take to a ``crop_size``-wide image.
+
+    ``w = crop_size // 2^num_up`` and ``h = round(w / aspect_ratio)``, as SPADE and OASIS do.
+
+    Example:
+        >>> latent_grid(256, 2.0, 5)
+        (4, 8)
+    """
+    w = int(crop_size) // 2**num_up
+    h = round(w / float(aspect_ratio))
+    if w < 1 or h < 1:
+        raise ValueError(
+            f"crop_size: {crop_size} with aspect_ratio {aspect_ratio} gives a latent grid "
+            f"{h}×{w}; expected at least 1×1 (crop_size >= 2^{num_up})"
+        )
+    return h, w
 
 
 class SPADETrunk(nn.Module):
@@ -197,13 +217,7 @@ class Generator(SPADETrunk):
                 f"num_upsampling_layers: expected one of {sorted(_NUM_UP)}, "
                 f"got {num_upsampling_layers!r}"
             )
-        w = int(crop_size) // 2 ** _NUM_UP[num_upsampling_layers]
-        h = round(w / float(aspect_ratio))
-        if w < 1 or h < 1:
-            raise ValueError(
-                f"crop_size: {crop_size} with aspect_ratio {aspect_ratio} gives a latent grid "
-                f"{h}×{w}; expected at least 1×1 (crop_size >= 2^{_NUM_UP[num_upsampling_layers]})"
-            )
+        h, w = latent_grid(crop_size, aspect_ratio, _NUM_UP[num_upsampling_layers])
         nf = int(ngf)
         widths = [16 * nf] * 4 + [8 * nf, 4 * nf, 2 * nf, nf]
         upsample = [False, True, num_upsampling_layers != "normal", True, True, True, True]
@@ -224,7 +238,7 @@ class Generator(SPADETrunk):
 
     def forward(self, label: torch.Tensor) -> torch.Tensor:
         """``label: [B, semantic_nc, H, W]`` (one-hot, float) → images ``[B, 3, H', W']``."""
-        return self.trunk(_check_label(label, self.semantic_nc))
+        return self.trunk(check_onehot(label, self.semantic_nc))
 
     # ---- the original implementation's options and key names ----
 
