@@ -75,6 +75,7 @@ _OPTIONAL_COMMANDS = {
     "generate": "generate unconditional / conditional samples from a checkpoint",
     "evaluate": "compute FID, CFID, KID and mIoU of a trained run",
     "train-segmenter": "train a compact segmentation network for mIoU on a data set",
+    "experiment": "run the paper's Table 4 ablation end to end (resumable)",
 }
 
 
@@ -87,6 +88,9 @@ def _available_extra_commands() -> Dict[str, tuple]:
         out.update(evaluate_cli.COMMANDS)
     except ImportError:
         pass
+    from . import experiment
+
+    out.update(experiment.COMMANDS)
     return out
 
 
