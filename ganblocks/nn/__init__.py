@@ -37,3 +37,10 @@ __all__ = [
     "gumbel_softmax",
     "modulated_conv2d",
 ]
+
+from .epilogue import DiscriminatorEpilogue
+from .noise import NoiseInjection
+from .torgb import ToRGB
+from .truncation import WAverageTruncation
+
+__all__ += ["DiscriminatorEpilogue", "NoiseInjection", "ToRGB", "WAverageTruncation"]
