@@ -187,6 +187,12 @@ class DataConfig:
     #: Number of images of the built-in synthetic data set (train split).
     synthetic_size: int = 20000
     num_workers: int = 0
+    #: Number of classes of the data set, don't-care included (``None``: ``model.num_classes``).
+    #: Setting it sets ``model.num_classes``; the two must agree.
+    num_classes: Optional[int] = None
+    #: ``folder`` only: images without a label map are unlabelled items (semi regime) instead
+    #: of an error.
+    allow_unlabelled: bool = False
 
     def validate(self) -> None:
         names = ("synthetic", "cityscapes", "ade20k", "coco_stuff", "celebamask_hq", "folder")
@@ -201,6 +207,9 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be None or >= 1, got {v}")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers must be >= 0")
+        if self.allow_unlabelled and self.name != "folder":
+            raise ConfigError(f"data.allow_unlabelled is only for the folder data set, not "
+                              f"{self.name!r}")
 
 
 @dataclass
@@ -316,6 +325,9 @@ class OCOGANConfig:
         self.data.validate()
         self.loss.validate()
         self.train.validate()
+        if self.data.num_classes is not None and self.data.num_classes != self.model.num_classes:
+            raise ConfigError(f"data.num_classes ({self.data.num_classes}) and model.num_classes "
+                              f"({self.model.num_classes}) differ: set one of them")
         return self
 
     # -- (de)serialisation ------------------------------------------------------------------
@@ -451,6 +463,8 @@ def apply_overrides(config: OCOGANConfig, overrides: Sequence[str]) -> OCOGANCon
             raise ConfigError(f"override {item!r}: {parts[0]} has no field {parts[1]!r}; known: "
                               f"{sorted(fields)}")
         setattr(section, parts[1], _coerce(value, str(fields[parts[1]].type), key))
+        if key.strip() == "data.num_classes" and config.data.num_classes is not None:
+            config.model.num_classes = config.data.num_classes  # the data set decides
     return config.validate()
 
 

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -101,8 +102,6 @@ def test_refusals_exit_2_with_a_message_and_touch_nothing(finished_run, tmp_path
     err = capsys.readouterr().err
     assert err.startswith("oco-gan train: error: "), err
     assert "Traceback" not in err
-    import re
-
     assert re.search(message, err), err
     assert _snapshot(run) == before
 
