@@ -6,18 +6,18 @@ nearest 2× up-sampling between them, then ``lrelu(0.2) → conv3×3 → tanh``.
 
 Blocks (NVlabs/SPADE names → ours), widths in units of ``ngf``:
 
-=============  ==========  =======  ===========================================
-theirs         ours        widths   up-sampled before it
-=============  ==========  =======  ===========================================
-``head_0``     ``body.0``  16 → 16  no
-``G_middle_0`` ``body.1``  16 → 16  yes
-``G_middle_1`` ``body.2``  16 → 16  for ``num_upsampling_layers`` more / most
-``up_0``       ``body.3``  16 → 8   yes
-``up_1``       ``body.4``  8 → 4    yes
-``up_2``       ``body.5``  4 → 2    yes
-``up_3``       ``body.6``  2 → 1    yes
-``up_4``       ``body.7``  1 → 1/2  yes (most only)
-=============  ==========  =======  ===========================================
+================  ==========  =======  ==========================================
+theirs            ours        widths   up-sampled before it
+================  ==========  =======  ==========================================
+``head_0``        ``body.0``  16 → 16  no
+``G_middle_0``    ``body.1``  16 → 16  yes
+``G_middle_1``    ``body.2``  16 → 16  for ``num_upsampling_layers`` more / most
+``up_0``          ``body.3``  16 → 8   yes
+``up_1``          ``body.4``  8 → 4    yes
+``up_2``          ``body.5``  4 → 2    yes
+``up_3``          ``body.6``  2 → 1    yes
+``up_4``          ``body.7``  1 → 1/2  yes (most only)
+================  ==========  =======  ==========================================
 
 :class:`SPADETrunk` is the part SPADE and OASIS share (OASIS's generator subclasses it, adding 3-D
 noise).
