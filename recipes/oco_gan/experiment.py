@@ -88,7 +88,8 @@ class Scale:
     segmenter_steps: int
     segmenter_width: int
     note: str = ""
-    extra_train: Tuple[str, ...] = field(default_factory=tuple)
+    #: Overrides of the ``semi`` regime only (the paper's Cityscapes25K adds ``train_extra``).
+    semi_overrides: Tuple[str, ...] = field(default_factory=tuple)
 
     def steps(self, mode: str, regime: str) -> int:
         """Iterations of ``mode`` that see :attr:`images` images (rounded up)."""
@@ -132,7 +133,7 @@ SCALES: Dict[str, Scale] = {
         segmenter_steps=20000, segmenter_width=64,
         note="Cityscapes 256x512, the paper's batches; use a DRN-D-105 segmenter for published "
              "mIoU; select the best-FID snapshot (train.eval_every) as the paper does",
-        extra_train=("data.extra=true",),
+        semi_overrides=("data.extra=true",),
     ),
 }
 
@@ -188,7 +189,8 @@ def plan_arms(scale: Scale, *, seeds: int, stagewise: bool = False) -> List[Arm]
 
 def _train_overrides(scale: Scale, arm: Arm, extra: Sequence[str]) -> List[str]:
     bc = scale.batch_cond_semi if arm.regime == "semi" else scale.batch_cond
-    out = [*scale.overrides, *scale.extra_train,
+    semi = scale.semi_overrides if arm.regime == "semi" else ()
+    out = [*scale.overrides, *semi,
            f"train.batch_uncond={scale.batch_uncond}", f"train.batch_cond={bc}",
            f"train.seed={arm.seed}", f"data.split_seed={arm.seed}"]
     if arm.regime == "limited" and scale.limited_subset is not None:

@@ -17,7 +17,9 @@ from ganblocks.losses import (
     g_nonsaturating_loss,
     labelmix_images,
     labelmix_loss,
+    labelmix_mask,
     n_plus_one_loss,
+    r1_penalty,
 )
 
 IMG = (2, 3, 4, 4)
@@ -68,3 +70,27 @@ def test_each_tensor_argument_is_checked_by_name(fn, arg, args, bad):
 def test_n_plus_one_loss_checks_its_tensors_by_name(logits, label, match):
     with pytest.raises((TypeError, ValueError), match=match):
         n_plus_one_loss(logits, label, real=True)
+
+
+def test_n_plus_one_loss_needs_at_least_one_real_class():
+    with pytest.raises(ValueError, match="logits"):
+        n_plus_one_loss(torch.zeros(2, 1, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long),
+                        real=False)
+
+
+def test_labelmix_mask_accepts_a_single_class():
+    label = torch.zeros(2, 3, 3, dtype=torch.long)
+    assert labelmix_mask(label, num_classes=1).shape == (2, 1, 3, 3)
+    with pytest.raises(TypeError, match="label"):
+        labelmix_mask(label.float())
+
+
+def test_r1_penalty_checks_its_tensors_by_name():
+    x = torch.randn(2, 3, requires_grad=True)
+    with pytest.raises(TypeError, match="logits"):
+        r1_penalty([0.0, 1.0], x)
+    with pytest.raises(TypeError, match="inputs"):
+        r1_penalty(x.sum(dim=1), [[0.0] * 3] * 2)
+    s = torch.tensor(2.0, requires_grad=True)
+    with pytest.raises(ValueError, match="inputs: expected a batched tensor"):
+        r1_penalty(s * 3, s)

@@ -82,3 +82,23 @@ def test_pooling_branch_sees_the_whole_image():
     no_pool = ASPP(2, 2, rates=(1, 2, 3), image_pooling=False).double()
     d = no_pool(x2) - no_pool(x)
     assert d[:, :, 6:, 6:].abs().max() == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "exc", "match"),
+    [
+        (lambda: ASPP(0, 4), ValueError, "in_channels"),
+        (lambda: ASPP(4, 0), ValueError, "out_channels"),
+        (lambda: ASPP(4, 4, rates={1, 2}), TypeError, "rates"),
+        (lambda: ASPP(4, 4, rates="12"), TypeError, "rates"),
+        (lambda: ASPP(4, 4, rates=(1, 2.0)), TypeError, "rates"),
+    ],
+)
+def test_aspp_arguments_are_checked_by_name(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_aspp_input_is_checked_by_name():
+    with pytest.raises(ValueError, match="x"):
+        ASPP(4, 2)(torch.randn(1, 3, 5, 5))

@@ -262,3 +262,18 @@ def test_generator_at_init_statistics():
     assert torch.isfinite(img).all() and 0.05 < img.std().item() < 20
     # (main + skip) / √2 of two roughly independent unit-scale paths: ratio ≈ 1 (≈ 2 without /√2)
     assert all(0.5 < r < 1.5 for r in ratios), ratios
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_every_generator_parameter_is_used(shared):
+    """Every parameter gets a gradient from one unconditional plus one conditional sample; with
+    the shared first conv there is exactly one first conv per resolution."""
+    cfg, G, _ = make_models(f"model.cond_shared_first_conv={str(shared).lower()}")
+    n_res = len(cfg.style_map_shapes()) // 2
+    assert len(G.cond_style.first) == (n_res if shared else 2 * n_res)
+    gen = torch.Generator().manual_seed(9)
+    label = torch.randint(0, cfg.num_classes, (1, *cfg.resolution), generator=gen)
+    z = torch.randn(1, cfg.z_dim, generator=gen, dtype=torch.float64)
+    (G(z=z).square().sum() + G(label=label, z=z).square().sum()).backward()
+    unused = [n for n, p in G.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not unused
