@@ -133,6 +133,7 @@ TESTS: dict[str, list[str]] = {
     ],
     "recipes/oco_gan/train.py": [
         "tests/recipe/test_train_reference.py",
+        "tests/recipe/test_train_ema.py",
         "tests/recipe/test_train.py",
     ],
 }
