@@ -95,6 +95,7 @@ TESTS: dict[str, list[str]] = {
         "tests/losses/test_argument_names.py",
     ],
     "ganblocks/losses/oasis.py": [
+        "tests/losses/test_oasis_reference.py",
         "tests/losses/test_oasis.py",
         "tests/losses/test_argument_names.py",
     ],
