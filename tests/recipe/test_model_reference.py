@@ -336,11 +336,12 @@ def test_encoder_conv_kind_follows_the_config(extra, equalized, spectral):
                    if isinstance(c, torch.nn.Conv2d))
 
 
-def test_discriminator_validates_its_config():
+@pytest.mark.parametrize("net", [Generator, Discriminator])
+def test_networks_validate_their_config(net):
     cfg = tiny_config().model
     cfg.resolution = (16, 24)
     with pytest.raises(ValueError, match="resolution"):
-        Discriminator(cfg)
+        net(cfg)
 
 
 def test_discriminator_input_errors_say_what_was_expected():
