@@ -256,5 +256,5 @@ def test_ada_apply_checks_its_images_by_name():
     draw = aug.sample(2, 8, 8, generator=torch.Generator().manual_seed(0))
     with pytest.raises(TypeError, match="x: expected a floating-point"):
         aug.apply(torch.zeros(2, 3, 8, 8, dtype=torch.long), draw)
-    with pytest.raises(TypeError, match="x: expected a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"x: expected a torch\.Tensor"):
         aug.apply([[0.0]], draw)
