@@ -1,4 +1,4 @@
-"""Upsample2d / Downsample2d / Blur defaults (factor 2, FIR [1, 3, 3, 1]) against plain torch ops."""
+"""Upsample2d, Downsample2d, Blur defaults (factor 2, FIR [1, 3, 3, 1]) against plain torch."""
 
 from __future__ import annotations
 
