@@ -70,7 +70,7 @@ TESTS: dict[str, list[str]] = {
         "tests/nn/test_mapping.py",
         "tests/nn/test_block_errors.py",
     ],
-    "ganblocks/nn/gumbel.py": ["tests/nn/test_gumbel.py"],
+    "ganblocks/nn/gumbel.py": ["tests/nn/test_gumbel_reference.py", "tests/nn/test_gumbel.py"],
     "ganblocks/nn/mapping.py": [
         "tests/nn/test_mapping_reference.py",
         "tests/nn/test_mapping.py",
