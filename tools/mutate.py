@@ -86,7 +86,10 @@ TESTS: dict[str, list[str]] = {
         "tests/nn/test_resample_reference.py",
         "tests/nn/test_resample.py",
     ],
-    "ganblocks/nn/resblocks.py": ["tests/nn/test_resblocks.py"],
+    "ganblocks/nn/resblocks.py": [
+        "tests/nn/test_resblocks.py",
+        "tests/nn/test_resblocks_arguments.py",
+    ],
     "ganblocks/nn/spade.py": ["tests/nn/test_spade.py"],
     "ganblocks/nn/_utils.py": ["tests/nn/test_block_errors.py", "tests/nn/test_mapping.py"],
     "ganblocks/losses/adversarial.py": [
