@@ -44,3 +44,9 @@ def test_resamplers_name_a_bad_input(make):
         make()(torch.zeros(3, 8, 8))
     with pytest.raises(TypeError, match=r"^x: "):
         make()(torch.zeros(1, 3, 8, 8, dtype=torch.long))
+
+
+@pytest.mark.parametrize("make", [Upsample2d, Downsample2d])
+def test_resampling_factor_is_checked_by_name(make):
+    with pytest.raises(ValueError, match="factor"):
+        make(factor=0)
