@@ -269,3 +269,15 @@ def test_full_disk_during_training_keeps_the_checkpoint(finished_run, tmp_path, 
     assert (run / "checkpoint.pt").read_bytes() == ckpt
     assert not list(run.glob(".*.tmp"))
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 2
+
+
+def test_train_segmenter_checks_its_output_before_training(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for out, message in ((tmp_path, "is a directory, expected a file path"),
+                         (a_file / "seg.pt", f"cannot write {a_file / 'seg.pt'}")):
+        assert main(["train-segmenter", "--data-preset", "demo", "--out", str(out),
+                     "--no-progress", "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert a_file.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
