@@ -39,6 +39,9 @@ def _add_train_args(p: argparse.ArgumentParser, *, demo: bool) -> None:
                        help="labelled images in the semi regime (data.labelled)")
         p.add_argument("--mode", choices=["hybrid", "uncond_only", "cond_only"], default=None,
                        help="train.mode")
+        p.add_argument("--extra", action="store_true", default=None,
+                       help="Cityscapes: add the unlabelled leftImg8bit/train_extra images "
+                            "(data.extra; the paper's Cityscapes 25K with --regime semi)")
         p.add_argument("--minutes", type=float, default=None,
                        help="stop (with a checkpoint) after this much training time")
     p.add_argument("--out", default="runs/demo" if demo else None, required=not demo,
@@ -88,6 +91,7 @@ _OPTIONAL_COMMANDS = {
     "generate": "generate unconditional / conditional samples from a checkpoint",
     "evaluate": "compute FID, CFID, KID and mIoU of a trained run",
     "train-segmenter": "train a compact segmentation network for mIoU on a data set",
+    "experiment": "run the paper's Table 4 ablation end to end (resumable)",
 }
 
 
@@ -100,6 +104,9 @@ def _available_extra_commands() -> Dict[str, tuple]:
         out.update(evaluate_cli.COMMANDS)
     except ImportError:
         pass
+    from . import experiment
+
+    out.update(experiment.COMMANDS)
     return out
 
 
@@ -117,7 +124,8 @@ def _resolve_config(args: argparse.Namespace, base=None):
         cfg = base
     for key, field in (("data", "data.root"), ("steps", "train.steps"),
                        ("regime", "data.regime"), ("subset", "data.subset"),
-                       ("labelled", "data.labelled"), ("mode", "train.mode")):
+                       ("labelled", "data.labelled"), ("mode", "train.mode"),
+                       ("extra", "data.extra")):
         value = getattr(args, key, None)
         if value is not None:
             overrides.insert(0, f"{field}={value}")
@@ -223,6 +231,7 @@ def _fit_and_report(trainer, args: argparse.Namespace, run) -> int:
             print(f"oco-gan: --resume: {key} {old!r} -> {new!r} (recorded in history.jsonl)")
         print(f"oco-gan: training preset '{trainer.cfg.preset}' on {where}; run directory "
               f"{args.out}", flush=True)
+        print(_data_summary(trainer), flush=True)
     minutes = args.minutes
     summary = trainer.fit(max_seconds=None if minutes is None else minutes * 60)
     if ctx.is_main:
@@ -241,6 +250,25 @@ def _fit_and_report(trainer, args: argparse.Namespace, run) -> int:
         torch.distributed.destroy_process_group()
         exit_process(0)
     return 0
+
+
+def _data_summary(trainer) -> str:
+    """One line: data set, regime, images / labelled images used, and the two batch sizes."""
+    from .config import SEMI_BATCH_COND
+
+    cfg = trainer.cfg
+    d, t = cfg.data, cfg.train
+    split = trainer.data.split
+    parts = [d.name] + (["+ train_extra"] if d.extra else [])
+    if d.scene_categories:
+        parts.append(f"scenes {','.join(d.scene_categories)}")
+    line = (f"oco-gan: data {' '.join(parts)}, regime {d.regime}: {len(split['indices'])} "
+            f"images, {len(split['labelled_indices'])} labelled; batches: conditional "
+            f"{t.batch_cond}, unconditional {t.batch_uncond}")
+    if d.regime == "semi" and t.batch_cond == SEMI_BATCH_COND:
+        line += (f" (conditional batch {SEMI_BATCH_COND} in the semi-supervised regime, as in the "
+                 "paper; train.batch_cond=B to change)")
+    return line
 
 
 def exit_process(code: int) -> None:

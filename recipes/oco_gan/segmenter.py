@@ -193,7 +193,7 @@ def real_dataset(
         >>> len(ds), ds[0]["image"].shape
         (4, torch.Size([3, 32, 32]))
     """
-    from .data.datasets import build_dataset
+    from .data.datasets import build_dataset, dataset_options
 
     d, m = config.data, config.model
     kwargs: Dict[str, Any] = {"split": split, "resolution": tuple(m.resolution), "flip": False}
@@ -208,7 +208,7 @@ def real_dataset(
                              "(--data PATH)")
         if d.name == "folder":
             kwargs.update(num_classes=m.num_classes, dontcare_index=m.dontcare_index)
-        dataset = build_dataset(d.name, root, **kwargs)
+        dataset = build_dataset(d.name, root, **kwargs, **dataset_options(d, split))
     if dataset.num_classes != m.num_classes:
         raise ValueError(f"model.num_classes is {m.num_classes} but the {d.name} data set has "
                          f"{dataset.num_classes} classes (don't-care included)")

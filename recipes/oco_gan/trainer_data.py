@@ -12,7 +12,7 @@ import torch
 from ganblocks.data import colorize_labels, make_palette
 
 from .config import OCOGANConfig
-from .data.datasets import build_dataset
+from .data.datasets import build_dataset, dataset_options
 from .data.regimes import load_or_make_split, save_split
 
 __all__ = ["TrainingData", "open_training_data"]
@@ -121,11 +121,13 @@ def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = T
             extra["num_classes"] = m.num_classes
             extra["dontcare_index"] = m.dontcare_index
             extra["allow_unlabelled"] = d.allow_unlabelled
-        train = build_dataset(d.name, d.root, split="train", **kwargs, **extra)
+        train = build_dataset(d.name, d.root, split="train", **kwargs, **extra,
+                              **dataset_options(d, "train"))
         if d.name == "folder" and not (Path(d.root).expanduser() / "val").is_dir():
             train, val, holdout = hold_out_validation(train, seed=d.split_seed)
         else:
-            val = build_dataset(d.name, d.root, split="val", **kwargs, **extra)
+            val = build_dataset(d.name, d.root, split="val", **kwargs, **extra,
+                                **dataset_options(d, "val"))
     if train.num_classes != m.num_classes:
         raise ValueError(f"model.num_classes is {m.num_classes} but the {d.name} data set has "
                          f"{train.num_classes} classes (don't-care included)")
