@@ -153,18 +153,16 @@ def _resume_config(args: argparse.Namespace, out: Path):
     return _resolve_config(args, base)
 
 
-def _demo_config(args: argparse.Namespace, device: Optional[str]):
-    import torch
-
+def _demo_config(args: argparse.Namespace):
+    """The demo preset for ``--steps`` (default :data:`DEMO_STEPS`) iterations, or without an
+    iteration limit under ``--minutes``. The same on every machine: a GPU only finishes sooner."""
     from .config import apply_overrides
 
-    cfg = _resolve_config(args)
-    steps = args.steps if args.steps is not None else DEMO_STEPS
-    extra = [f"train.steps={steps if args.minutes is None else 10**9}"]
-    if torch.cuda.is_available() and device != "cpu":
-        # A GPU trains the same demo faster; give it wider batches.
-        extra += ["train.batch_cond=16", "train.batch_uncond=32"]
-    return apply_overrides(cfg, extra)
+    if args.steps is not None:
+        steps = args.steps
+    else:
+        steps = DEMO_STEPS if args.minutes is None else 10**9
+    return apply_overrides(_resolve_config(args), [f"train.steps={steps}"])
 
 
 def _run_training(args: argparse.Namespace, *, demo: bool) -> int:
@@ -184,7 +182,7 @@ def _run_training(args: argparse.Namespace, *, demo: bool) -> int:
     if args.resume:
         cfg = None
     elif demo:
-        cfg = _demo_config(args, None if args.device == "auto" else args.device)
+        cfg = _demo_config(args)
     else:
         cfg = _resolve_config(args)
     device = None if args.device == "auto" else args.device
