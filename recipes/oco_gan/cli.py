@@ -132,17 +132,10 @@ def _resolve_config(args: argparse.Namespace, base=None):
     return apply_overrides(cfg, overrides)
 
 
-def _changes_config(args: argparse.Namespace) -> bool:
-    """Whether the command line asks for any config value (else a resume keeps the run's)."""
-    return bool(args.overrides) or any(getattr(args, k, None) is not None for k in (
-        "preset", "config", "data", "steps", "regime", "subset", "labelled", "mode"))
-
-
 def _resume_config(args: argparse.Namespace, out: Path):
-    """The config a ``--resume`` asks for: the run's own, changed by the options (or ``None``
-    when no option touches the config). The trainer checks it against the checkpoint's."""
-    if not _changes_config(args):
-        return None
+    """The config a ``--resume`` asks for: the run's own (``config.json``, else the
+    checkpoint's) changed by the options and overrides. The trainer checks it against the
+    checkpoint's config (:func:`~recipes.oco_gan.rundir.resume_changes`)."""
     from ganblocks.train import load_checkpoint
 
     from .config import OCOGANConfig
