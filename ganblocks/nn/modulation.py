@@ -153,6 +153,7 @@ def modulated_conv2d(
     padding: Padding = 0,
     fused: bool = True,
     eps: float = 1e-8,
+    flip_weight: bool = True,
 ) -> torch.Tensor:
     """Convolve each sample with the weight scaled per input channel by its style (StyleGAN2).
 
@@ -170,6 +171,8 @@ def modulated_conv2d(
         up, down, f, padding: As in :func:`~ganblocks.ops.conv2d_resample`.
         fused: Grouped-convolution route (``True``) or activation-scaling route (``False``).
         eps: Added to the squared norm before the reciprocal square root.
+        flip_weight: ``True`` correlates with the weight (as ``torch.nn.functional.conv2d``),
+            ``False`` convolves (see :func:`~ganblocks.ops.conv2d_resample`).
 
     Returns:
         ``[N, O, H_out, W_out]`` as for :func:`~ganblocks.ops.conv2d_resample`.
@@ -187,7 +190,7 @@ def modulated_conv2d(
         raise ValueError(f"styles: expected shape [{n}, {x.shape[1]}] ([N, I]), got {shape}")
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
-    conv = {"up": up, "down": down, "padding": padding}
+    conv = {"up": up, "down": down, "padding": padding, "flip_weight": flip_weight}
 
     if not fused:
         x = x * rearrange(styles, "n i -> n i 1 1")
@@ -233,6 +236,9 @@ class ModulatedConv2d(nn.Module):
         bias: Whether the layer has a bias (initialised to 0).
         activation: Activation of :func:`~ganblocks.ops.bias_act`.
         fused: Grouped-convolution route (``True``) or activation-scaling route (``False``).
+        flip_weight: Correlate (``True``) or convolve (``False``) with the weight; StyleGAN2's
+            up-sampling layers convolve (``flip_weight=False``), which matters when loading them.
+        persistent_filter: Keep the FIR filter of a resampling layer in the state dict.
 
     Shapes:
         ``x: [N, I, H, W]``, ``style: [N, style_dim]`` → ``[N, O, H·up/down, W·up/down]``.
@@ -257,8 +263,11 @@ class ModulatedConv2d(nn.Module):
         bias: bool = True,
         activation: str = "linear",
         fused: bool = True,
+        flip_weight: bool = True,
+        persistent_filter: bool = False,
     ) -> None:
         super().__init__()
+        self.flip_weight = bool(flip_weight)
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
         self.kernel_size = check_int(kernel_size, "kernel_size")
@@ -278,7 +287,7 @@ class ModulatedConv2d(nn.Module):
         self.register_buffer(
             "resample_filter",
             setup_filter(resample_filter) if resamples else None,
-            persistent=False,
+            persistent=bool(persistent_filter),
         )
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -299,6 +308,7 @@ class ModulatedConv2d(nn.Module):
             f=self.resample_filter,
             padding=self.padding,
             fused=self.fused,
+            flip_weight=self.flip_weight,
         )
         if self.bias is None and self.activation == "linear":
             return y

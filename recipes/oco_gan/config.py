@@ -193,6 +193,12 @@ class DataConfig:
     #: ADE20K only: keep the images (train and val) whose scene in ``sceneCategories.txt`` is
     #: one of these, e.g. the paper's ADE-Indoor (see the data guide).
     scene_categories: Optional[Tuple[str, ...]] = None
+    #: Number of classes of the data set, don't-care included (``None``: ``model.num_classes``).
+    #: Setting it sets ``model.num_classes``; the two must agree.
+    num_classes: Optional[int] = None
+    #: ``folder`` only: images without a label map are unlabelled items (semi regime) instead
+    #: of an error.
+    allow_unlabelled: bool = False
 
     def validate(self) -> None:
         names = ("synthetic", "cityscapes", "ade20k", "coco_stuff", "celebamask_hq", "folder")
@@ -217,6 +223,9 @@ class DataConfig:
             if not self.scene_categories or not all(self.scene_categories):
                 raise ConfigError("data.scene_categories must be None or a non-empty list of "
                                   f"scene names, got {self.scene_categories!r}")
+        if self.allow_unlabelled and self.name != "folder":
+            raise ConfigError(f"data.allow_unlabelled is only for the folder data set, not "
+                              f"{self.name!r}")
 
 
 @dataclass
@@ -332,6 +341,9 @@ class OCOGANConfig:
         self.data.validate()
         self.loss.validate()
         self.train.validate()
+        if self.data.num_classes is not None and self.data.num_classes != self.model.num_classes:
+            raise ConfigError(f"data.num_classes ({self.data.num_classes}) and model.num_classes "
+                              f"({self.model.num_classes}) differ: set one of them")
         return self
 
     # -- (de)serialisation ------------------------------------------------------------------
@@ -484,6 +496,8 @@ def apply_overrides(config: OCOGANConfig, overrides: Sequence[str]) -> OCOGANCon
                               f"{sorted(fields)}")
         setattr(section, parts[1], _coerce(value, str(fields[parts[1]].type), key))
         keys.add(f"{parts[0]}.{parts[1]}")
+        if key.strip() == "data.num_classes" and config.data.num_classes is not None:
+            config.model.num_classes = config.data.num_classes  # the data set decides
     if (config.data.regime == "semi" and regime_before != "semi"
             and "train.batch_cond" not in keys):
         # The paper (App. C.1) reduces the conditional batch to 4 in its semi-supervised setting.

@@ -27,27 +27,16 @@ different images get different transforms.)
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from ganblocks.data import InfiniteSampler
-from ganblocks.losses import (
-    class_balance_coefficients,
-    d_logistic_loss,
-    g_nonsaturating_loss,
-    labelmix_images,
-    labelmix_loss,
-    labelmix_mask,
-    lazy_adam_params,
-    n_plus_one_loss,
-    r1_penalty,
-)
-from ganblocks.nn import gumbel_softmax
+from ganblocks.losses import lazy_adam_params
 from ganblocks.train import (
     DistributedContext,
     ExponentialMovingAverage,
@@ -59,26 +48,17 @@ from ganblocks.train import (
     restore_rng_state,
 )
 
+from . import train_steps
 from .config import OCOGANConfig
 from .model import Discriminator, Generator
+from .rundir import dedupe_metrics, record_history, resume_changes
+from .train_steps import class_weights
 from .trainer_data import open_training_data
 from .visualize import sample_grid, save_image_grid
 
 __all__ = ["OCOGANTrainer", "class_weights"]
 
 CHECKPOINT = "checkpoint.pt"
-
-
-def class_weights(label: torch.Tensor, num_classes: int, *, ignore_index: Optional[int],
-                  ctx: DistributedContext) -> torch.Tensor:
-    """Per-class balance weights ``w_c = P / (K·n_c)`` over the *global* batch (all ranks).
-
-    The pixel counts are summed over ranks before
-    :func:`~ganblocks.losses.class_balance_coefficients`, so the distributed loss equals the
-    single-process one.
-    """
-    counts = torch.bincount(label.reshape(-1), minlength=num_classes).to(torch.float64)
-    return class_balance_coefficients(ctx.all_reduce_sum_(counts), ignore_index=ignore_index)
 
 
 class SampleStream:
@@ -115,26 +95,40 @@ class OCOGANTrainer:
     """Builds data, models and optimisers from a config and runs (or resumes) training.
 
     Args:
-        config: The run's configuration (validated).
-        run_dir: Output folder: ``config.json``, ``split.json``, ``metrics.jsonl``, ``samples/``,
-            ``checkpoint.pt``.
+        config: The run's configuration (validated). On resume ``None`` means the checkpoint's;
+            otherwise it may differ from the checkpoint's only in
+            :data:`~recipes.oco_gan.rundir.SAFE_ON_RESUME` fields (e.g. more ``train.steps``).
+        run_dir: Output folder: ``config.json``, ``split.json``, ``metrics.jsonl``,
+            ``history.jsonl``, ``samples/``, ``checkpoint.pt`` (and ``checkpoint.prev.pt``).
+            Nothing is written there before the config, checkpoint and data have been checked.
         ctx: Distributed context (:func:`ganblocks.train.init_distributed`).
-        resume: Continue from ``run_dir/checkpoint.pt`` (its config wins over ``config``).
+        resume: Continue from ``run_dir/checkpoint.pt``; metrics logged after its step are
+            dropped and the changed settings are recorded in ``history.jsonl``.
         progress: Show a tqdm progress bar on rank 0.
+
+    Raises:
+        ConfigError: on resume, ``config`` changes a field that must stay (named).
+        CheckpointError: the checkpoint is corrupt or incomplete.
     """
 
-    def __init__(self, config: OCOGANConfig, run_dir: str | Path, *,
+    def __init__(self, config: Optional[OCOGANConfig], run_dir: str | Path, *,
                  ctx: Optional[DistributedContext] = None, resume: bool = False,
                  progress: bool = True) -> None:
         self.ctx = ctx or DistributedContext()
         self.run_dir = Path(run_dir)
         ckpt_path = self.run_dir / CHECKPOINT
         state = None
+        self.resume_changes: Dict[str, Tuple[Any, Any]] = {}
         if resume:
             if not ckpt_path.is_file():
                 raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
             state = load_checkpoint(ckpt_path, map_location="cpu")
-            config = OCOGANConfig.from_dict(state["config"])
+            saved = OCOGANConfig.from_dict(state["config"])
+            if config is not None:
+                self.resume_changes = resume_changes(saved, config.validate())
+            config = config or saved
+        elif config is None:
+            raise ValueError("config: required unless resume=True")
         self.cfg = config.validate()
         self.progress = progress and self.ctx.is_main
         m, t = self.cfg.model, self.cfg.train
@@ -148,7 +142,6 @@ class OCOGANTrainer:
 
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.cfg.save(self.run_dir / "config.json")
         self.ctx.barrier()
 
         # Data: all training images (unconditional reals) and the labelled ones (conditional).
@@ -193,6 +186,12 @@ class OCOGANTrainer:
         self._fixed = self._fixed_samples()
         if state is not None:
             self._load_state(state)
+        if self.ctx.is_main:  # every check passed: record the run
+            if state is not None:
+                dedupe_metrics(self.run_dir, self.step)
+            self.cfg.save(self.run_dir / "config.json")
+            record_history(self.run_dir, "resume" if state is not None else "start",
+                           step=self.step, changes=self.resume_changes)
 
     # -- helpers ---------------------------------------------------------------------------------
     @property
@@ -246,172 +245,18 @@ class OCOGANTrainer:
         return {"label": labels, "image": images, "z_c": torch.randn(3, n, z, generator=gen),
                 "z_u": torch.randn(3 * n, z, generator=gen)}
 
-    # -- the two steps ---------------------------------------------------------------------------
-    def _seg_loss(self, logits: torch.Tensor, label: torch.Tensor, *, real: bool) -> torch.Tensor:
-        ign = self.cfg.model.dontcare_index
-        if not real or not self.cfg.loss.class_balance:
-            return n_plus_one_loss(logits, label, real=real, ignore_index=ign, class_balance=False)
-        w = class_weights(label, self.cfg.model.num_classes, ignore_index=ign, ctx=self.ctx)
-        return n_plus_one_loss(logits, label, real=True, ignore_index=ign,
-                               class_weights=w.to(logits.dtype))
-
-    def _augment(self, x: torch.Tensor, label: Optional[torch.Tensor] = None, draw: Any = None):
-        """ADA on ``x`` (and ``label``) with a fresh or given draw: ``(x, label, draw)``."""
-        if self.augment is None:
-            return x, label, None
-        if draw is None:
-            draw = self.augment.sample(x.shape[0], x.shape[2], x.shape[3], device=x.device,
-                                       generator=self._aug_gen)
-        if label is None:
-            return self.augment.apply(x, draw), None, draw
-        x2, label2 = self.augment.apply(x, draw, label=label)
-        return x2, label2, draw
-
+    # -- the two steps (recipes/oco_gan/train_steps.py) ---------------------------------------
     def generator_step(self, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
-        """G step on this rank's conditional label maps ``label_c [b_c, H, W]`` (or ``None``)."""
-        cfg, G, D = self.cfg, self.G, self.D
-        n_u, n_c = self.shard_u.stop - self.shard_u.start, self.shard_c.stop - self.shard_c.start
-        z_u = self._randn(self.bu, cfg.model.z_dim)[self.shard_u]
-        z_c = self._randn(self.bc, cfg.model.z_dim)[self.shard_c]
-        D.requires_grad_(False)
-        logs: Dict[str, float] = {}
-        with self._autocast(), self._phase("G step: G forward"):
-            fakes = G.forward_mixed(self._to_device(z_u) if n_u else None,
-                                    label_c if n_c else None,
-                                    self._to_device(z_c) if n_c else None)
-        with self._autocast(), self._phase("G step: D forward"):
-            x, lab_aug = fakes, None
-            if self.augment is not None:
-                parts = []
-                if n_u:
-                    parts.append(self._augment(fakes[:n_u])[0])
-                if n_c:
-                    xc, lab_aug, _ = self._augment(fakes[n_u:], label_c)
-                    parts.append(xc)
-                x = torch.cat(parts)
-            feats = D.encode(x)
-            loss = fakes.new_zeros(())
-            if n_u:
-                img = D.image_logits([f[:n_u] for f in feats])
-                loss_u = g_nonsaturating_loss(img.to(self.dtype))
-                loss = loss + cfg.loss.uncond_weight * loss_u
-                logs["g/uncond"] = loss_u.item()
-                if cfg.loss.uncond_seg_loss == "gumbel":
-                    seg_u = D.seg_logits([f[:n_u] for f in feats]).to(self.dtype)
-                    soft = gumbel_softmax(seg_u[:, 1:], tau=cfg.loss.gumbel_tau, hard=True, dim=1,
-                                          generator=self.gen)
-                    ce = -(soft * F.log_softmax(seg_u, dim=1)[:, 1:]).sum(1).mean()
-                    loss = loss + cfg.loss.gumbel_weight * ce
-                    logs["g/uncond_gumbel_seg"] = ce.item()
-            if n_c:
-                seg = D.seg_logits([f[n_u:] for f in feats]).to(self.dtype)
-                target = label_c if lab_aug is None else lab_aug
-                loss_c = self._seg_loss(seg, target, real=True)
-                loss = loss + cfg.loss.cond_weight * loss_c
-                logs["g/cond"] = loss_c.item()
-        with self._phase("G step: backward + Adam + EMA"):
-            self.opt_g.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.ctx.sync_gradients(G.parameters())
-            self.scaler.step(self.opt_g)
-            self.scaler.update()
-            D.requires_grad_(True)
-            self.ema.update(G)
-        logs["g/total"] = loss.item()
-        return logs
+        """G step on this rank's conditional label maps ``label_c [b_c, H, W]`` (or ``None``);
+        see :func:`~recipes.oco_gan.train_steps.generator_step`."""
+        return train_steps.generator_step(self, label_c)
 
     def discriminator_step(self, real_c: Optional[torch.Tensor],
                            label_c: Optional[torch.Tensor]) -> Dict[str, float]:
         """D step on this rank's labelled reals ``real_c``/``label_c`` (the maps of the G step)
-        and a fresh batch of unconditional reals."""
-        cfg, G, D = self.cfg, self.G, self.D
-        zd = cfg.model.z_dim
-        n_u, n_c = self.shard_u.stop - self.shard_u.start, self.shard_c.stop - self.shard_c.start
-        logs: Dict[str, float] = {}
-        real_u = None
-        with self._phase("data"):
-            if n_u:
-                real_u, _ = self._fetch(self.stream_u, self.bu, self.shard_u, with_label=False)
-        z_u = self._randn(self.bu, zd)[self.shard_u]
-        z_c = self._randn(self.bc, zd)[self.shard_c]
-        with torch.no_grad(), self._autocast(), self._phase("D step: G forward (no grad)"):
-            fakes = G.forward_mixed(self._to_device(z_u) if n_u else None, label_c,
-                                    self._to_device(z_c) if n_c else None).to(self.dtype)
-        fake_u, fake_c = fakes[:n_u], fakes[n_u:]
-
-        batch, seg_labels = [], None
-        if n_u:
-            batch += [self._augment(real_u)[0]]
-        if n_c:
-            mask = labelmix_mask(label_c, num_classes=cfg.model.num_classes, generator=self.gen)
-            mixed = labelmix_images(real_c, fake_c, mask)
-            rc, lab, draw = self._augment(real_c, label_c)
-            fc, _, _ = self._augment(fake_c, label_c, draw)
-            mx, _, _ = self._augment(mixed, label_c, draw)
-            if draw is not None:  # the mask follows the (geometrically transformed) labels
-                mask = self._remask(mask, label_c, lab)
-            seg_labels = lab
-            batch += [rc]
-        if n_u:
-            batch += [self._augment(fake_u)[0]]
-        if n_c:
-            batch += [fc, mx]
-
-        with self._autocast(), self._phase("D step: D forward"):
-            feats = D.encode(torch.cat(batch))
-            loss = feats[-1].new_zeros(()).to(self.dtype)
-            if n_u:
-                # Reals (all, labelled or not) against the unconditional fakes.
-                n_real = n_u + n_c
-                img = D.image_logits([f[:n_real + n_u] for f in feats]).to(self.dtype)
-                real_logits, fake_logits = img[:n_real], img[n_real:]
-                loss_u = d_logistic_loss(real_logits, fake_logits)
-                loss = loss + cfg.loss.uncond_weight * loss_u
-                logs["d/uncond"] = loss_u.item()
-                logs["d/real_logit"] = real_logits.mean().item()
-                logs["d/fake_logit"] = fake_logits.mean().item()
-                if self.augment is not None:
-                    self.augment.update(real_logits.detach())  # summed over ranks
-            if n_c:
-                start = n_u  # real_c sits right after real_u
-                seg_feats = [torch.cat([f[start:start + n_c], f[n_u + n_c + n_u:]]) for f in feats]
-                seg = D.seg_logits(seg_feats).to(self.dtype)
-                seg_real, seg_fake, seg_mix = seg[:n_c], seg[n_c:2 * n_c], seg[2 * n_c:]
-                loss_real = self._seg_loss(seg_real, seg_labels, real=True)
-                loss_fake = self._seg_loss(seg_fake, seg_labels, real=False)
-                loss_lm = labelmix_loss(seg_mix, seg_real, seg_fake, mask)
-                loss = loss + cfg.loss.cond_weight * (loss_real + loss_fake) \
-                    + cfg.loss.labelmix_weight * loss_lm
-                logs.update({"d/cond_real": loss_real.item(), "d/cond_fake": loss_fake.item(),
-                             "d/labelmix": loss_lm.item()})
-
-        if self._r1_enabled and self.step % cfg.loss.r1_interval == 0:
-            with self._phase("D step: R1 forward + input gradient"):
-                reals = torch.cat([x for x in (real_u, real_c) if x is not None]).detach()
-                reals.requires_grad_(True)
-                x_aug = self._augment(reals)[0]
-                logits = D.image_logits(D.encode(x_aug)).to(self.dtype)
-                penalty = r1_penalty(logits, reals).mean()
-                # (γ/2)·E‖∇D_u‖², lazily: every `interval` steps, times `interval`. A
-                # regulariser, so not scaled by the unconditional loss weight.
-                loss = loss + (cfg.loss.r1_gamma / 2) * penalty * cfg.loss.r1_interval
-                logs["d/r1"] = penalty.item()
-
-        with self._phase("D step: backward + Adam"):
-            self.opt_d.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.ctx.sync_gradients(D.parameters())
-            self.scaler.step(self.opt_d)
-            self.scaler.update()
-        logs["d/total"] = loss.item()
-        return logs
-
-    def _remask(self, mask: torch.Tensor, label: torch.Tensor, new_label: torch.Tensor):
-        """Per-class bits of ``mask`` (defined through ``label``) looked up at ``new_label``."""
-        n = self.cfg.model.num_classes
-        bits = torch.zeros(n, device=mask.device, dtype=mask.dtype)
-        bits.scatter_(0, label.reshape(-1), mask.reshape(-1))
-        return bits[new_label].unsqueeze(1)
+        and a fresh batch of unconditional reals; see
+        :func:`~recipes.oco_gan.train_steps.discriminator_step`."""
+        return train_steps.discriminator_step(self, real_c, label_c)
 
     def train_step(self) -> Dict[str, float]:
         """One iteration: a G step then a D step. Returns the logged loss terms."""
@@ -470,10 +315,12 @@ class OCOGANTrainer:
         self.images_seen = int(state["images_seen"])
 
     def save_checkpoint(self) -> Optional[Path]:
-        """Write ``run_dir/checkpoint.pt`` atomically (rank 0 only)."""
+        """Write ``run_dir/checkpoint.pt`` atomically (rank 0 only), keeping the one before as
+        ``checkpoint.prev.pt``."""
         path = None
         if self.ctx.is_main:
-            path = atomic_save(self.state_dict(), self.run_dir / CHECKPOINT)
+            path = atomic_save(self.state_dict(), self.run_dir / CHECKPOINT,
+                               keep_previous=True)
         self.ctx.barrier()
         return path
 
@@ -510,6 +357,10 @@ class OCOGANTrainer:
         """Train until ``steps`` iterations in total (default ``train.steps``) or ``max_seconds``.
 
         SIGINT/SIGTERM stop after the current step with a checkpoint. Returns a summary dict.
+
+        Raises:
+            OSError: ``ENOSPC`` when the disk fills up while writing metrics, samples or a
+                checkpoint; the message names the last complete checkpoint, which stays intact.
         """
         t = self.cfg.train
         total = t.steps if steps is None else steps
@@ -552,6 +403,15 @@ class OCOGANTrainer:
                     interrupted = self.ctx.any(stop.requested)
                     if interrupted or self.ctx.any(out_of_time):
                         break
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            ckpt = self.run_dir / CHECKPOINT
+            kept = f"the last checkpoint {ckpt} is intact" if ckpt.is_file() else \
+                "no checkpoint was written yet"
+            raise OSError(err.errno, f"no space left on device at step {self.step} "
+                          f"({err.strerror or err}); {kept}: free some space and --resume") \
+                from err
         finally:
             if bar is not None:
                 bar.close()
