@@ -8,8 +8,10 @@ the file.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -195,6 +197,7 @@ class PairedImageLabelDataset(Dataset):
             raise ValueError("item_names must have one entry per image")
         self.labelled_mask = np.array([lab is not None for lab in self.labels], dtype=bool)
         self._coin = FlipRNG(seed)
+        self._warned_small = False
 
     def __len__(self) -> int:
         return len(self.images)
@@ -203,6 +206,24 @@ class PairedImageLabelDataset(Dataset):
     def fingerprint(self) -> str:
         """Hash of the ordered item names (see :func:`fingerprint`)."""
         return fingerprint(self.item_names)
+
+    def subset(self, indices: Sequence[int]) -> PairedImageLabelDataset:
+        """A copy holding only items ``indices`` (in that order), e.g. a held-out validation set.
+
+        Example:
+            >>> ds = PairedImageLabelDataset(["a.png", "b.png", "c.png"], [None, "b_l.png", None],
+            ...                              num_classes=2)
+            >>> sub = ds.subset([2, 1])
+            >>> len(sub), sub.item_names, sub.has_label(1)
+            (2, ['c.png', 'b.png'], True)
+        """
+        idx = [split_key(int(i), len(self))[0] for i in indices]
+        out = copy.copy(self)
+        out.images = [self.images[i] for i in idx]
+        out.labels = [self.labels[i] for i in idx]
+        out.item_names = [self.item_names[i] for i in idx]
+        out.labelled_mask = self.labelled_mask[np.asarray(idx, dtype=np.int64)]
+        return out
 
     def has_label(self, index: int) -> bool:
         """Whether item ``index`` has a label map."""
@@ -254,6 +275,13 @@ class PairedImageLabelDataset(Dataset):
         index, _ = split_key(index, len(self))
         image = load_rgb(self.images[index])
         size = self.resolution or (image.size[1], image.size[0])
+        iw, ih = image.size
+        if not self._warned_small and (2 * iw <= size[1] or 2 * ih <= size[0]):
+            self._warned_small = True  # one warning per data set, naming the first example
+            warnings.warn(
+                f"image {os.fspath(self.images[index])} is {iw}x{ih} (WxH), "
+                f"much smaller than the resolution {size[1]}x{size[0]} it is upscaled to (other "
+                "such images are not reported)", UserWarning, stacklevel=2)
         labelled = with_label and self.labelled_mask[index]
         if labelled:
             label = self.load_label(index)

@@ -61,8 +61,24 @@ def parse_resolution(resolution: Optional[Resolution], *, name: str = "resolutio
     return hw
 
 
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """8-bit grey from a 16/32-bit integer or float single-channel image, scaled by its depth."""
+    arr = np.asarray(img)
+    if img.mode == "F":  # floats: [0, 1] when they fit, else already 0-255
+        top = 1.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 255.0
+    elif img.mode.startswith("I;16"):
+        top = 65535.0
+    else:  # "I": 32-bit storage; 16-bit data when every value fits
+        top = 65535.0 if int(arr.max(initial=0)) <= 65535 else float(2**32 - 1)
+    out = np.rint(np.clip(arr.astype(np.float64), 0, top) * (255.0 / top)).astype(np.uint8)
+    return Image.fromarray(out, mode="L")
+
+
 def load_rgb(path: PathLike) -> Image.Image:
     """Open an image file as 8-bit RGB (grey and palette images are converted).
+
+    High bit depths are scaled, not clipped: a 16-bit PNG's value ``v`` becomes
+    ``round(v · 255 / 65535)`` (16-bit grey; Pillow keeps the high byte of 16-bit colour).
 
     Raises:
         FileNotFoundError: naming ``path`` when it does not exist.
@@ -75,11 +91,16 @@ def load_rgb(path: PathLike) -> Image.Image:
         >>> img = load_rgb(path)
         >>> img.mode, img.size, img.getpixel((0, 0))
         ('RGB', (4, 2), (7, 7, 7))
+        >>> Image.fromarray(np.full((2, 4), 32896, np.uint16)).save(path)  # 16-bit grey
+        >>> load_rgb(path).getpixel((0, 0))
+        (128, 128, 128)
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image file not found: {os.fspath(path)}")
     try:
         with Image.open(path) as img:
+            if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+                return _to_8bit(img).convert("RGB")
             return img.convert("RGB")
     except OSError as err:
         raise ValueError(f"cannot read image {os.fspath(path)}: {err}") from err

@@ -26,3 +26,7 @@ __all__ = [
     "n_plus_one_loss",
     "r1_penalty",
 ]
+
+from .path_length import PathLengthRegularizer
+
+__all__ += ["PathLengthRegularizer"]

@@ -37,3 +37,28 @@ __all__ = [
     "gumbel_softmax",
     "modulated_conv2d",
 ]
+
+from .epilogue import DiscriminatorEpilogue
+from .noise import NoiseInjection
+from .noise3d import Noise3d, concat_noise_3d
+from .spade_resblock import SPADEResBlock
+from .spectral_norm import (
+    spectral_norm_from_legacy,
+    spectral_norm_to_legacy,
+    spectral_sigma,
+)
+from .torgb import ToRGB
+from .truncation import WAverageTruncation
+
+__all__ += [
+    "DiscriminatorEpilogue",
+    "Noise3d",
+    "NoiseInjection",
+    "SPADEResBlock",
+    "ToRGB",
+    "WAverageTruncation",
+    "concat_noise_3d",
+    "spectral_norm_from_legacy",
+    "spectral_norm_to_legacy",
+    "spectral_sigma",
+]

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganblocks.ops import bias_act, conv2d_resample, setup_filter
+from ganblocks.ops import ACTIVATIONS, bias_act, conv2d_resample, setup_filter
 from ganblocks.ops._params import Padding, parse_padding
 
 from ._utils import check_activation, check_input, check_int, check_positive_float
@@ -149,6 +149,10 @@ class EqualConv2d(_Equalized):
         padding: ``int | [px, py] | [x0, x1, y0, y1]`` measured on the up-sampled grid; ``None`` is
             ``dilation * (kernel_size // 2)``.
         bias_init: Initial value of the (effective) bias, in real units.
+        conv_clamp: Clamp the output (after bias, activation and gain) to ``±conv_clamp``; ``None``
+            disables it (StyleGAN2 uses 256 to keep float16 activations finite).
+        persistent_filter: Keep the FIR filter of a resampling layer in the state dict (as
+            StyleGAN2's checkpoints do, so a stored, possibly non-default filter is loaded too).
 
     Shapes:
         ``x: [N, in_channels, H, W]`` → ``[N, out_channels, H·up/down, W·up/down]``.
@@ -180,8 +184,13 @@ class EqualConv2d(_Equalized):
         dilation: int = 1,
         padding: Optional[Padding] = None,
         bias_init: float = 0.0,
+        conv_clamp: Optional[float] = None,
+        persistent_filter: bool = False,
     ) -> None:
         super().__init__()
+        self.conv_clamp = (
+            None if conv_clamp is None else check_positive_float(conv_clamp, "conv_clamp")
+        )
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
         self.kernel_size = check_int(kernel_size, "kernel_size")
@@ -200,12 +209,12 @@ class EqualConv2d(_Equalized):
         self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, k, k))
         self.bias = nn.Parameter(torch.empty(self.out_channels)) if bias else None
         # The FIR filter is a constant derived from the constructor arguments: kept out of the
-        # state dict, so checkpoints hold only weights and biases.
+        # state dict unless asked, so checkpoints hold only weights and biases.
         resamples = self.up > 1 or self.down > 1
         self.register_buffer(
             "resample_filter",
             setup_filter(resample_filter) if resamples else None,
-            persistent=False,
+            persistent=bool(persistent_filter),
         )
         self.reset_parameters()
 
@@ -224,14 +233,20 @@ class EqualConv2d(_Equalized):
             x, w, self.resample_filter, up=self.up, down=self.down, padding=list(self.padding)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: [N, in_channels, H, W]`` → ``[N, out_channels, H·up/down, W·up/down]``."""
+    def forward(self, x: torch.Tensor, *, gain: float = 1.0) -> torch.Tensor:
+        """``x: [N, in_channels, H, W]`` → ``[N, out_channels, H·up/down, W·up/down]``.
+
+        ``gain`` multiplies the output (and the clamp), e.g. ``sqrt(0.5)`` on both branches of a
+        residual sum.
+        """
         check_input(x, "x", ndim=4, channels=self.in_channels)
         y = self._conv(x)
         b = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
-        if b is None and self.activation == "linear":
+        if b is None and self.activation == "linear" and gain == 1 and self.conv_clamp is None:
             return y
-        return bias_act(y, b, act=self.activation)
+        act_gain = ACTIVATIONS[self.activation].def_gain * gain
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        return bias_act(y, b, act=self.activation, gain=act_gain, clamp=clamp)
 
     def extra_repr(self) -> str:
         s = (
@@ -245,6 +260,8 @@ class EqualConv2d(_Equalized):
             s += f", down={self.down}"
         if self.dilation > 1:
             s += f", dilation={self.dilation}"
+        if self.conv_clamp is not None:
+            s += f", conv_clamp={self.conv_clamp:g}"
         return s
 
 

@@ -153,6 +153,7 @@ def modulated_conv2d(
     padding: Padding = 0,
     fused: bool = True,
     eps: float = 1e-8,
+    flip_weight: bool = True,
 ) -> torch.Tensor:
     """Convolve each sample with the weight scaled per input channel by its style (StyleGAN2).
 
@@ -169,7 +170,11 @@ def modulated_conv2d(
         demodulate: Normalise each output channel's weight to unit L2 norm per sample.
         up, down, f, padding: As in :func:`~ganblocks.ops.conv2d_resample`.
         fused: Grouped-convolution route (``True``) or activation-scaling route (``False``).
-        eps: Added to the squared norm before the reciprocal square root.
+        eps: Added to the squared norm before the reciprocal square root (with float16 inputs and
+            ``demodulate``, weight and styles are first divided by their maxima, which leaves the
+            result unchanged up to ``eps`` and keeps float16 from overflowing).
+        flip_weight: ``True`` correlates with the weight (as ``torch.nn.functional.conv2d``),
+            ``False`` convolves (see :func:`~ganblocks.ops.conv2d_resample`).
 
     Returns:
         ``[N, O, H_out, W_out]`` as for :func:`~ganblocks.ops.conv2d_resample`.
@@ -185,9 +190,16 @@ def modulated_conv2d(
     if not isinstance(styles, torch.Tensor) or tuple(styles.shape) != (n, x.shape[1]):
         shape = tuple(styles.shape) if isinstance(styles, torch.Tensor) else type(styles).__name__
         raise ValueError(f"styles: expected shape [{n}, {x.shape[1]}] ([N, I]), got {shape}")
+    if demodulate and x.dtype == torch.float16:
+        # Demodulation makes the result invariant to a per-output-channel scale of the weight and
+        # a per-sample scale of the styles: divide both by their maxima first so that the float16
+        # products and squared norms cannot overflow (as StyleGAN2 does).
+        weight = weight / weight.detach().abs().amax(dim=[1, 2, 3], keepdim=True).clamp_min(1e-8)
+        styles = styles / styles.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
+        weight = weight / math.sqrt(weight[0].numel())
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
-    conv = {"up": up, "down": down, "padding": padding}
+    conv = {"up": up, "down": down, "padding": padding, "flip_weight": flip_weight}
 
     if not fused:
         x = x * rearrange(styles, "n i -> n i 1 1")
@@ -233,6 +245,9 @@ class ModulatedConv2d(nn.Module):
         bias: Whether the layer has a bias (initialised to 0).
         activation: Activation of :func:`~ganblocks.ops.bias_act`.
         fused: Grouped-convolution route (``True``) or activation-scaling route (``False``).
+        flip_weight: Correlate (``True``) or convolve (``False``) with the weight; StyleGAN2's
+            up-sampling layers convolve (``flip_weight=False``), which matters when loading them.
+        persistent_filter: Keep the FIR filter of a resampling layer in the state dict.
 
     Shapes:
         ``x: [N, I, H, W]``, ``style: [N, style_dim]`` → ``[N, O, H·up/down, W·up/down]``.
@@ -257,8 +272,11 @@ class ModulatedConv2d(nn.Module):
         bias: bool = True,
         activation: str = "linear",
         fused: bool = True,
+        flip_weight: bool = True,
+        persistent_filter: bool = False,
     ) -> None:
         super().__init__()
+        self.flip_weight = bool(flip_weight)
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
         self.kernel_size = check_int(kernel_size, "kernel_size")
@@ -278,7 +296,7 @@ class ModulatedConv2d(nn.Module):
         self.register_buffer(
             "resample_filter",
             setup_filter(resample_filter) if resamples else None,
-            persistent=False,
+            persistent=bool(persistent_filter),
         )
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -299,6 +317,7 @@ class ModulatedConv2d(nn.Module):
             f=self.resample_filter,
             padding=self.padding,
             fused=self.fused,
+            flip_weight=self.flip_weight,
         )
         if self.bias is None and self.activation == "linear":
             return y

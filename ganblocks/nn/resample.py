@@ -23,10 +23,18 @@ __all__ = ["Blur", "Downsample2d", "Upsample2d"]
 class _FactorResample(nn.Module):
     """A resampling factor and a non-persistent FIR filter buffer (shared by up/down)."""
 
-    def __init__(self, factor: int = 2, *, resample_filter: Sequence[float] = (1, 3, 3, 1)) -> None:
+    def __init__(
+        self,
+        factor: int = 2,
+        *,
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        persistent_filter: bool = False,
+    ) -> None:
         super().__init__()
         self.factor = check_int(factor, "factor")
-        self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
+        self.register_buffer(
+            "resample_filter", setup_filter(resample_filter), persistent=bool(persistent_filter)
+        )
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
@@ -38,6 +46,7 @@ class Upsample2d(_FactorResample):
     Args:
         factor: Integer up-sampling factor.
         resample_filter: FIR taps (see :func:`~ganblocks.ops.setup_filter`).
+        persistent_filter: Keep the filter in the state dict (StyleGAN2 checkpoints store it).
 
     Shapes:
         ``x: [N, C, H, W]`` → ``[N, C, H·factor, W·factor]``.
@@ -59,6 +68,7 @@ class Downsample2d(_FactorResample):
     Args:
         factor: Integer down-sampling factor.
         resample_filter: FIR taps (see :func:`~ganblocks.ops.setup_filter`).
+        persistent_filter: Keep the filter in the state dict (StyleGAN2 checkpoints store it).
 
     Shapes:
         ``x: [N, C, H, W]`` → ``[N, C, H // factor, W // factor]``.

@@ -50,6 +50,8 @@ class ResBlockD(nn.Module):
         spectral_norm: Spectral norm on every convolution (needs ``equalized=False``).
         equalized: Equalised-learning-rate convolutions.
         preactivate: Apply the first lrelu; ``False`` for a first block fed with raw images.
+        shortcut_bias: Give the shortcut's 1×1 conv a bias (OASIS's discriminator has one; the
+            bias commutes with the pooling, so only the order of the sums changes).
 
     Shapes:
         ``x: [N, in_channels, H, W]`` → ``[N, out_channels, H // 2, W // 2]`` (or ``H × W``).
@@ -68,6 +70,7 @@ class ResBlockD(nn.Module):
         spectral_norm: bool = False,
         equalized: bool = True,
         preactivate: bool = True,
+        shortcut_bias: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
@@ -87,7 +90,7 @@ class ResBlockD(nn.Module):
             self.conv1 = EqualConv2d(self.in_channels, self.out_channels, 3, activation="lrelu")
             self.conv2 = EqualConv2d(self.out_channels, self.out_channels, 3)
             self.shortcut = (
-                EqualConv2d(self.in_channels, self.out_channels, 1, bias=False)
+                EqualConv2d(self.in_channels, self.out_channels, 1, bias=bool(shortcut_bias))
                 if learned_shortcut
                 else None
             )
@@ -96,7 +99,10 @@ class ResBlockD(nn.Module):
             self.conv1 = conv2d(self.in_channels, self.out_channels, 3, spectral_norm=sn)
             self.conv2 = conv2d(self.out_channels, self.out_channels, 3, spectral_norm=sn)
             self.shortcut = (
-                conv2d(self.in_channels, self.out_channels, 1, spectral_norm=sn, bias=False)
+                conv2d(
+                    self.in_channels, self.out_channels, 1, spectral_norm=sn,
+                    bias=bool(shortcut_bias),
+                )
                 if learned_shortcut
                 else None
             )
@@ -140,6 +146,7 @@ class ResBlockU(nn.Module):
         in_channels: Input channels (concatenate skip features before calling, if any).
         out_channels: Output channels.
         spectral_norm: Spectral norm on every convolution.
+        shortcut_bias: Give the shortcut's 1×1 conv a bias (as OASIS's discriminator does).
 
     Shapes:
         ``x: [N, in_channels, H, W]`` → ``[N, out_channels, 2H, 2W]``.
@@ -149,7 +156,14 @@ class ResBlockU(nn.Module):
         torch.Size([2, 64, 8, 8])
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, spectral_norm: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        spectral_norm: bool = True,
+        shortcut_bias: bool = False,
+    ) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
@@ -157,7 +171,9 @@ class ResBlockU(nn.Module):
         self.conv1 = conv2d(self.in_channels, self.out_channels, 3, spectral_norm=sn)
         self.conv2 = conv2d(self.out_channels, self.out_channels, 3, spectral_norm=sn)
         self.shortcut: Optional[nn.Module] = (
-            conv2d(self.in_channels, self.out_channels, 1, spectral_norm=sn, bias=False)
+            conv2d(
+                self.in_channels, self.out_channels, 1, spectral_norm=sn, bias=bool(shortcut_bias)
+            )
             if self.in_channels != self.out_channels
             else None
         )

@@ -418,6 +418,8 @@ def _build_and_load(flavour: str) -> Path:
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
         os.replace(tmp, marker)
+        print(f"ganblocks: native kernels built in {info['seconds']:.0f} s (cached for later "
+              "runs)", file=sys.stderr, flush=True)
         return path
 
 

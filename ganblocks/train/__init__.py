@@ -4,10 +4,13 @@ Nothing here knows about a particular GAN; a recipe's trainer composes these pie
 """
 
 from .checkpoint import (
+    CheckpointError,
     atomic_save,
     atomic_write,
     capture_rng_state,
     load_checkpoint,
+    payload_digest,
+    previous_snapshot,
     restore_rng_state,
 )
 from .distributed import DistributedContext, init_distributed
@@ -16,6 +19,7 @@ from .logging import MetricsLogger
 from .signals import GracefulInterrupt
 
 __all__ = [
+    "CheckpointError",
     "DistributedContext",
     "ExponentialMovingAverage",
     "GracefulInterrupt",
@@ -25,5 +29,7 @@ __all__ = [
     "capture_rng_state",
     "init_distributed",
     "load_checkpoint",
+    "payload_digest",
+    "previous_snapshot",
     "restore_rng_state",
 ]

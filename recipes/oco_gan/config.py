@@ -191,6 +191,18 @@ class DataConfig:
     #: Number of images of the built-in synthetic data set (train split).
     synthetic_size: int = 20000
     num_workers: int = 0
+    #: Cityscapes only: add the 19 998 unlabelled ``leftImg8bit/train_extra`` images to the train
+    #: split (the paper's "Cityscapes 25K" of its semi-supervised tables; ``--extra``).
+    extra: bool = False
+    #: ADE20K only: keep the images (train and val) whose scene in ``sceneCategories.txt`` is
+    #: one of these, e.g. the paper's ADE-Indoor (see the data guide).
+    scene_categories: Optional[Tuple[str, ...]] = None
+    #: Number of classes of the data set, don't-care included (``None``: ``model.num_classes``).
+    #: Setting it sets ``model.num_classes``; the two must agree.
+    num_classes: Optional[int] = None
+    #: ``folder`` only: images without a label map are unlabelled items (semi regime) instead
+    #: of an error.
+    allow_unlabelled: bool = False
 
     def validate(self) -> None:
         names = ("synthetic", "cityscapes", "ade20k", "coco_stuff", "celebamask_hq", "folder")
@@ -205,6 +217,19 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be None or >= 1, got {v}")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers must be >= 0")
+        if self.extra and self.name != "cityscapes":
+            raise ConfigError(f"data.extra (Cityscapes' train_extra images) is only for "
+                              f"data.name=cityscapes, got {self.name!r}")
+        if self.scene_categories is not None:
+            if self.name != "ade20k":
+                raise ConfigError(f"data.scene_categories (ADE20K's sceneCategories.txt) is only "
+                                  f"for data.name=ade20k, got {self.name!r}")
+            if not self.scene_categories or not all(self.scene_categories):
+                raise ConfigError("data.scene_categories must be None or a non-empty list of "
+                                  f"scene names, got {self.scene_categories!r}")
+        if self.allow_unlabelled and self.name != "folder":
+            raise ConfigError(f"data.allow_unlabelled is only for the folder data set, not "
+                              f"{self.name!r}")
 
 
 @dataclass
@@ -369,6 +394,9 @@ class OCOGANConfig:
         self.data.validate()
         self.loss.validate()
         self.train.validate()
+        if self.data.num_classes is not None and self.data.num_classes != self.model.num_classes:
+            raise ConfigError(f"data.num_classes ({self.data.num_classes}) and model.num_classes "
+                              f"({self.model.num_classes}) differ: set one of them")
         return self
 
     # -- (de)serialisation ------------------------------------------------------------------
@@ -448,13 +476,10 @@ def _coerce(value: Any, annotation: str, name: str) -> Any:
     try:
         if ann.startswith("Tuple["):
             inner = ann[len("Tuple["):-1].split(",")[0]
-            if inner == "str":  # names: "a,b" on the command line
-                if isinstance(value, str):
-                    value = [v.strip() for v in value.strip("()[] ").split(",") if v.strip()]
-                return tuple(str(v).strip("'\" ") for v in value)
             if isinstance(value, str):
-                value = [v for v in value.replace("x", ",").strip("()[] ").split(",") if v]
-            cast = float if inner == "float" else int
+                text = value if inner == "str" else value.replace("x", ",")  # 256x512
+                value = [v.strip() for v in text.strip("()[] ").split(",") if v.strip()]
+            cast = {"float": float, "str": str}.get(inner, int)
             return tuple(cast(v) for v in value)
         if ann == "bool":
             if isinstance(value, str):
@@ -485,15 +510,30 @@ def _build(cls: type, data: Dict[str, Any], section: str) -> Any:
     return cls(**{k: _coerce(v, str(fields[k].type), f"{section}.{k}") for k, v in data.items()})
 
 
+#: Conditional batch of the semi-supervised regime (paper App. C.1: 4 for every data set).
+SEMI_BATCH_COND = 4
+
+
 def apply_overrides(config: OCOGANConfig, overrides: Sequence[str]) -> OCOGANConfig:
     """Return a copy of ``config`` with ``section.field=value`` overrides applied and validated.
+
+    Switching to the semi-supervised regime (``data.regime=semi`` on a config that was not
+    ``semi``) also sets ``train.batch_cond`` to :data:`SEMI_BATCH_COND` (4, the paper's), unless
+    the same overrides set ``train.batch_cond`` explicitly.
 
     Example:
         >>> cfg = apply_overrides(get_preset("demo"), ["train.batch_cond=4", "model.z_dim=32"])
         >>> cfg.train.batch_cond, cfg.model.z_dim
         (4, 32)
+        >>> apply_overrides(get_preset("cityscapes"), ["data.regime=semi"]).train.batch_cond
+        4
+        >>> apply_overrides(get_preset("cityscapes"),
+        ...                 ["data.regime=semi", "train.batch_cond=16"]).train.batch_cond
+        16
     """
     config = copy.deepcopy(config)
+    regime_before = config.data.regime
+    keys = set()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected section.field=value")
@@ -508,6 +548,13 @@ def apply_overrides(config: OCOGANConfig, overrides: Sequence[str]) -> OCOGANCon
             raise ConfigError(f"override {item!r}: {parts[0]} has no field {parts[1]!r}; known: "
                               f"{sorted(fields)}")
         setattr(section, parts[1], _coerce(value, str(fields[parts[1]].type), key))
+        keys.add(f"{parts[0]}.{parts[1]}")
+        if key.strip() == "data.num_classes" and config.data.num_classes is not None:
+            config.model.num_classes = config.data.num_classes  # the data set decides
+    if (config.data.regime == "semi" and regime_before != "semi"
+            and "train.batch_cond" not in keys):
+        # The paper (App. C.1) reduces the conditional batch to 4 in its semi-supervised setting.
+        config.train.batch_cond = SEMI_BATCH_COND
     return config.validate()
 
 

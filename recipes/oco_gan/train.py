@@ -30,6 +30,7 @@ different images get different transforms.)
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import time
 from pathlib import Path
@@ -53,6 +54,7 @@ from ganblocks.train import (
 from . import train_steps
 from .config import OCOGANConfig
 from .model import Discriminator, Generator
+from .rundir import dedupe_metrics, record_history, resume_changes
 from .train_parts import freeze_parts, load_init_weights, trainable_parameters
 from .train_select import ModelSelection
 from .train_steps import class_weights
@@ -98,26 +100,40 @@ class OCOGANTrainer:
     """Builds data, models and optimisers from a config and runs (or resumes) training.
 
     Args:
-        config: The run's configuration (validated).
-        run_dir: Output folder: ``config.json``, ``split.json``, ``metrics.jsonl``, ``samples/``,
-            ``checkpoint.pt``.
+        config: The run's configuration (validated). On resume ``None`` means the checkpoint's;
+            otherwise it may differ from the checkpoint's only in
+            :data:`~recipes.oco_gan.rundir.SAFE_ON_RESUME` fields (e.g. more ``train.steps``).
+        run_dir: Output folder: ``config.json``, ``split.json``, ``metrics.jsonl``,
+            ``history.jsonl``, ``samples/``, ``checkpoint.pt`` (and ``checkpoint.prev.pt``).
+            Nothing is written there before the config, checkpoint and data have been checked.
         ctx: Distributed context (:func:`ganblocks.train.init_distributed`).
-        resume: Continue from ``run_dir/checkpoint.pt`` (its config wins over ``config``).
+        resume: Continue from ``run_dir/checkpoint.pt``; metrics logged after its step are
+            dropped and the changed settings are recorded in ``history.jsonl``.
         progress: Show a tqdm progress bar on rank 0.
+
+    Raises:
+        ConfigError: on resume, ``config`` changes a field that must stay (named).
+        CheckpointError: the checkpoint is corrupt or incomplete.
     """
 
-    def __init__(self, config: OCOGANConfig, run_dir: str | Path, *,
+    def __init__(self, config: Optional[OCOGANConfig], run_dir: str | Path, *,
                  ctx: Optional[DistributedContext] = None, resume: bool = False,
                  progress: bool = True) -> None:
         self.ctx = ctx or DistributedContext()
         self.run_dir = Path(run_dir)
         ckpt_path = self.run_dir / CHECKPOINT
         state = None
+        self.resume_changes: Dict[str, Tuple[Any, Any]] = {}
         if resume:
             if not ckpt_path.is_file():
                 raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
             state = load_checkpoint(ckpt_path, map_location="cpu")
-            config = OCOGANConfig.from_dict(state["config"])
+            saved = OCOGANConfig.from_dict(state["config"])
+            if config is not None:
+                self.resume_changes = resume_changes(saved, config.validate())
+            config = config or saved
+        elif config is None:
+            raise ValueError("config: required unless resume=True")
         self.cfg = config.validate()
         self.progress = progress and self.ctx.is_main
         m, t = self.cfg.model, self.cfg.train
@@ -131,7 +147,6 @@ class OCOGANTrainer:
 
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.cfg.save(self.run_dir / "config.json")
         self.ctx.barrier()
 
         # Data: all training images (unconditional reals) and the labelled ones (conditional).
@@ -180,6 +195,12 @@ class OCOGANTrainer:
         self.selection = ModelSelection(self)
         if state is not None:
             self._load_state(state)
+        if self.ctx.is_main:  # every check passed: record the run
+            if state is not None:
+                dedupe_metrics(self.run_dir, self.step)
+            self.cfg.save(self.run_dir / "config.json")
+            record_history(self.run_dir, "resume" if state is not None else "start",
+                           step=self.step, changes=self.resume_changes)
 
     # -- helpers ---------------------------------------------------------------------------------
     @property
@@ -305,11 +326,13 @@ class OCOGANTrainer:
         self.selection.load_state_dict(state.get("selection"))
 
     def save_checkpoint(self, path: Optional[Path] = None) -> Optional[Path]:
-        """Write ``run_dir/checkpoint.pt`` (or ``path``) atomically (rank 0 only)."""
+        """Write ``run_dir/checkpoint.pt`` atomically (rank 0 only), keeping the one before as
+        ``checkpoint.prev.pt``; or a copy of the state at ``path`` (``best.pt``, snapshots)."""
         target, path = Path(path) if path is not None else self.run_dir / CHECKPOINT, None
         if self.ctx.is_main:
             target.parent.mkdir(parents=True, exist_ok=True)
-            path = atomic_save(self.state_dict(), target)
+            path = atomic_save(self.state_dict(), target,
+                               keep_previous=target == self.run_dir / CHECKPOINT)
         self.ctx.barrier()
         return path
 
@@ -346,6 +369,10 @@ class OCOGANTrainer:
         """Train until ``steps`` iterations in total (default ``train.steps``) or ``max_seconds``.
 
         SIGINT/SIGTERM stop after the current step with a checkpoint. Returns a summary dict.
+
+        Raises:
+            OSError: ``ENOSPC`` when the disk fills up while writing metrics, samples or a
+                checkpoint; the message names the last complete checkpoint, which stays intact.
         """
         t = self.cfg.train
         total = t.steps if steps is None else steps
@@ -392,6 +419,15 @@ class OCOGANTrainer:
                     interrupted = self.ctx.any(stop.requested)
                     if interrupted or self.ctx.any(out_of_time):
                         break
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            ckpt = self.run_dir / CHECKPOINT
+            kept = f"the last checkpoint {ckpt} is intact" if ckpt.is_file() else \
+                "no checkpoint was written yet"
+            raise OSError(err.errno, f"no space left on device at step {self.step} "
+                          f"({err.strerror or err}); {kept}: free some space and --resume") \
+                from err
         finally:
             if bar is not None:
                 bar.close()

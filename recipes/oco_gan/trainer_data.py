@@ -12,8 +12,8 @@ import torch
 from ganblocks.data import colorize_labels, make_palette
 
 from .config import OCOGANConfig
-from .data.datasets import build_dataset
-from .data.regimes import load_or_make_split
+from .data.datasets import build_dataset, dataset_options
+from .data.regimes import load_or_make_split, save_split
 
 __all__ = ["TrainingData", "open_training_data"]
 
@@ -66,6 +66,38 @@ class TrainingData:
         return colorize_labels(label, palette=self.palette, channels_first=True)
 
 
+#: Share of a ``folder`` root's labelled images held out for validation when it has no ``val/``.
+VAL_FRACTION = 0.05
+VAL_MAX = 500
+
+
+def hold_out_validation(dataset: Any, *, seed: int) -> Tuple[Any, Any, Dict[str, Any]]:
+    """Split a ``folder`` data set without ``val/`` into train and validation items.
+
+    A seeded draw of 5 % of the labelled images (at least 1, at most 500) is held out; with
+    fewer than 2 labelled images nothing is held out and the training images serve as the
+    validation set (sample grids only; a note is printed).
+
+    Returns:
+        ``(train, val, record)``; ``record`` (saved in ``split.json`` under ``validation``) names
+        the held-out items.
+    """
+    labelled = np.flatnonzero(dataset.labelled_mask)
+    if len(labelled) < 2:
+        print(f"oco-gan: note: {dataset.root} has no val/ folder and too few labelled images "
+              "to hold some out: training without validation (sample grids use training maps)",
+              flush=True)
+        return dataset, dataset, {"held_out": [], "seed": seed, "note": "no validation"}
+    n_val = int(min(VAL_MAX, max(1, round(VAL_FRACTION * len(labelled)))))
+    rng = np.random.default_rng(seed)
+    val_idx = sorted(int(i) for i in rng.choice(labelled, size=n_val, replace=False))
+    held = set(val_idx)
+    train_idx = [i for i in range(len(dataset)) if i not in held]
+    record = {"held_out": [dataset.item_names[i] for i in val_idx], "seed": seed,
+              "fraction": VAL_FRACTION}
+    return dataset.subset(train_idx), dataset.subset(val_idx), record
+
+
 def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = True,
                        barrier: Optional[Callable[[], None]] = None) -> TrainingData:
     """Open the configured data set and apply (or draw and save) the regime's split.
@@ -74,6 +106,7 @@ def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = T
     and read it, so every process uses the same images.
     """
     d, m = config.data, config.model
+    holdout = None
     kwargs: Dict[str, Any] = {"resolution": tuple(m.resolution), "flip": False}
     if d.name == "synthetic":
         train = build_dataset("synthetic", split="train", size=d.synthetic_size, **kwargs)
@@ -87,8 +120,14 @@ def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = T
         if d.name == "folder":
             extra["num_classes"] = m.num_classes
             extra["dontcare_index"] = m.dontcare_index
-        train = build_dataset(d.name, d.root, split="train", **kwargs, **extra)
-        val = build_dataset(d.name, d.root, split="val", **kwargs, **extra)
+            extra["allow_unlabelled"] = d.allow_unlabelled
+        train = build_dataset(d.name, d.root, split="train", **kwargs, **extra,
+                              **dataset_options(d, "train"))
+        if d.name == "folder" and not (Path(d.root).expanduser() / "val").is_dir():
+            train, val, holdout = hold_out_validation(train, seed=d.split_seed)
+        else:
+            val = build_dataset(d.name, d.root, split="val", **kwargs, **extra,
+                                **dataset_options(d, "val"))
     if train.num_classes != m.num_classes:
         raise ValueError(f"model.num_classes is {m.num_classes} but the {d.name} data set has "
                          f"{train.num_classes} classes (don't-care included)")
@@ -104,6 +143,9 @@ def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = T
         split = load_or_make_split(path, train, regime=d.regime, subset=d.subset,
                                    labelled=d.labelled, seed=d.split_seed,
                                    name=None if d.name == "folder" else d.name)
+    if holdout is not None and is_main and split.get("validation") != holdout:
+        split["validation"] = holdout  # the held-out items, recorded beside the regime's draw
+        save_split(path, split)
     palette = getattr(train, "palette", None)
     if palette is None:
         palette = make_palette(m.num_classes)

@@ -253,3 +253,21 @@ def test_pixel_norm_unit_rms_and_scale_invariant(shape, scale, seed):
     torch.testing.assert_close(y.square().mean(1), torch.ones_like(y.square().mean(1)))
     torch.testing.assert_close(norm(scale * x), y)
     torch.testing.assert_close(y, x / x.square().mean(1, keepdim=True).sqrt())
+
+
+def test_conv_gain_and_clamp_scale_together():
+    torch.manual_seed(0)
+    conv = EqualConv2d(3, 4, 3, activation="lrelu", conv_clamp=1.0)
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(2, 3, 6, 6) * 5
+    y = conv(x)
+    assert y.abs().max() <= 1.0 and (y.abs() == 1.0).any()
+    # lrelu is positively homogeneous, so gain g scales output and clamp alike
+    torch.testing.assert_close(conv(x, gain=0.5), 0.5 * y)
+    unclamped = EqualConv2d(3, 4, 3, activation="lrelu")
+    unclamped.load_state_dict(conv.state_dict())
+    assert unclamped(x).abs().max() > 1.0
+    down = EqualConv2d(3, 4, 3, down=2, persistent_filter=True)
+    assert "resample_filter" in down.state_dict()
+    assert "resample_filter" not in EqualConv2d(3, 4, 3, down=2).state_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -69,3 +70,20 @@ def test_style_map_is_channel_major_reshape_of_last_layer():
     c, i, j = 2, 1, 3
     torch.testing.assert_close(out[:, c, i, j], flat[0][:, c * 8 + i * 4 + j])
     assert StyleMapMapping().forward(torch.randn(1, 64)).shape == (1, 64, 8, 8)
+
+
+def test_conditional_mapping_concatenates_normalised_latent_and_label_embedding():
+    torch.manual_seed(0)
+    net = MappingNetwork(6, 8, num_layers=2, c_dim=3, embed_features=5)
+    z, c = torch.randn(4, 6), torch.eye(3)[[0, 1, 2, 0]]
+    x = torch.cat([net.norm(z), net.norm(net.embed(c))], dim=1)
+    torch.testing.assert_close(net(z, c), net.layers(x))
+    assert net.layers[0].in_features == 11
+    label_only = MappingNetwork(0, 8, num_layers=1, c_dim=3)
+    torch.testing.assert_close(
+        label_only(None, c), label_only.layers(label_only.norm(label_only.embed(c)))
+    )
+    with pytest.raises(ValueError, match="c: expected"):
+        net(z)
+    with pytest.raises(ValueError, match="z_dim"):
+        MappingNetwork(0, 8)

@@ -99,6 +99,9 @@ def make_cityscapes(root: Path, rng):
 
 
 ADE_USED = (0, 1, 3, 77, 150)
+#: Scene of each fixture image, as ``sceneCategories.txt`` lists them (train and val together).
+ADE_SCENES = {"ADE_train_00000001": "airport_terminal", "ADE_train_00000002": "bedroom",
+              "ADE_train_00000003": "street", "ADE_val_00000001": "bedroom"}
 
 
 def make_ade20k(root: Path, rng):
@@ -110,7 +113,8 @@ def make_ade20k(root: Path, rng):
             save_label(root / "annotations" / split / f"{stem}.png", lab)
             save_img(root / "images" / split / f"{stem}.jpg", paint(lab, ADE_USED))
             expected[(split, stem)] = lab
-    (root / "sceneCategories.txt").write_text("ADE_train_00000001 airport_terminal\n")
+    (root / "sceneCategories.txt").write_text(
+        "".join(f"{stem} {scene}\n" for stem, scene in ADE_SCENES.items()))
     (root / "objectInfo150.txt").write_text("Idx\tRatio\tTrain\tVal\tName\n")
     return expected
 

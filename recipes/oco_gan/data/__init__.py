@@ -15,14 +15,19 @@ from ganblocks.data import InfiniteSampler, colorize_labels, make_palette
 
 from .datasets import (
     ADE20K_CLASSES,
+    ADE_INDOOR_SCENE_CATEGORIES,
     CELEBAMASK_HQ_CLASSES,
     CELEBAMASK_HQ_PARTS,
     CITYSCAPES_CLASSES,
+    CITYSCAPES_EVAL_LABEL_IDS,
     COCO_STUFF_CLASSES,
     DATASETS,
     DatasetInfo,
+    EvaluatedClasses,
     SemanticDataset,
     build_dataset,
+    dataset_options,
+    evaluated_classes,
 )
 from .regimes import (
     PAPER_PRESETS,
@@ -41,14 +46,17 @@ from .synthetic import SyntheticScenes, render_scene
 
 __all__ = [
     "ADE20K_CLASSES",
+    "ADE_INDOOR_SCENE_CATEGORIES",
     "CELEBAMASK_HQ_CLASSES",
     "CELEBAMASK_HQ_PARTS",
     "CITYSCAPES_CLASSES",
+    "CITYSCAPES_EVAL_LABEL_IDS",
     "COCO_STUFF_CLASSES",
     "DATASETS",
     "PAPER_PRESETS",
     "REGIMES",
     "DatasetInfo",
+    "EvaluatedClasses",
     "InfiniteSampler",
     "RegimePreset",
     "SemanticDataset",
@@ -56,6 +64,8 @@ __all__ = [
     "SyntheticScenes",
     "build_dataset",
     "colorize_labels",
+    "dataset_options",
+    "evaluated_classes",
     "load_or_make_split",
     "load_split",
     "make_palette",

@@ -36,14 +36,19 @@ from .synthetic import SyntheticScenes
 
 __all__ = [
     "ADE20K_CLASSES",
+    "ADE_INDOOR_SCENE_CATEGORIES",
     "CELEBAMASK_HQ_CLASSES",
     "CELEBAMASK_HQ_PARTS",
     "CITYSCAPES_CLASSES",
+    "CITYSCAPES_EVAL_LABEL_IDS",
     "COCO_STUFF_CLASSES",
     "DATASETS",
     "DatasetInfo",
+    "EvaluatedClasses",
     "SemanticDataset",
     "build_dataset",
+    "dataset_options",
+    "evaluated_classes",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -122,6 +127,21 @@ CELEBAMASK_HQ_CLASSES: Tuple[str, ...] = ("background", *CELEBAMASK_HQ_PARTS)
 #: CelebA's partition boundaries applied to the 0-based ``orig_idx``.
 CELEBA_PARTITION = (162_771, 182_638)
 
+#: The Cityscapes ``labelIds`` scored by the standard evaluation (cityscapesScripts, DRN, OASIS),
+#: in ``trainId`` order 0-18: road, sidewalk, building, wall, fence, pole, traffic light, traffic
+#: sign, vegetation, terrain, sky, person, rider, car, truck, bus, train, motorcycle, bicycle.
+CITYSCAPES_EVAL_LABEL_IDS: Tuple[int, ...] = (
+    7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33,
+)  # fmt: skip
+
+#: The scene categories (names of ``sceneCategories.txt``) of the ADE-Indoor subset as SB-GAN's
+#: published file lists group its images (``ade_indoor_im_info_{train,val}.txt`` of
+#: azadis/SB-GAN). The OCO-GAN paper gives no list; see the data guide.
+ADE_INDOOR_SCENE_CATEGORIES: Tuple[str, ...] = (
+    "airport_terminal", "bathroom", "bedroom", "conference_room", "corridor", "dining_room",
+    "hotel_room", "kitchen", "living_room", "office",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -152,11 +172,15 @@ class SemanticDataset(PairedImageLabelDataset):
     Adds ``name``, ``root`` and ``split`` to :class:`~ganblocks.data.PairedImageLabelDataset`.
     """
 
-    def __init__(self, name: str, root: Path, split: str, images, labels, **kwargs: Any) -> None:
+    def __init__(self, name: str, root: Path, split: str, images, labels, *,
+                 selection: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
         super().__init__(images, labels, **kwargs)
         self.name = name
         self.root = root
         self.split = split
+        #: Which optional parts of the data set were selected (``{"extra": True}``,
+        #: ``{"scene_categories": [...]}``); recorded in split files.
+        self.selection: Dict[str, Any] = dict(selection or {})
 
     def __repr__(self) -> str:
         return (
@@ -379,6 +403,51 @@ def _scan_celebamask_hq(root: Path, split: str):
     return images, labels
 
 
+def _read_scene_categories(path: Path) -> Dict[str, str]:
+    """``sceneCategories.txt`` of ADE20K: one ``<image stem> <scene>`` pair per line."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ade20k scene_categories: {path} not found; it ships with ADEChallengeData2016 and "
+            "names the scene of every image"
+        )
+    scenes: Dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise ValueError(f"{path}:{line_no}: expected '<image stem> <scene category>', "
+                                 f"got {line.strip()!r}")
+            scenes[fields[0]] = fields[1]
+    return scenes
+
+
+def _filter_scenes(images: List[Path], labels: List[Any], root: Path,
+                   categories: Sequence[str]) -> Tuple[List[Path], List[Any]]:
+    """Keep the ADE20K items whose scene (``root/sceneCategories.txt``) is in ``categories``."""
+    path = root / "sceneCategories.txt"
+    scenes = _read_scene_categories(path)
+    wanted = set(categories)
+    known = set(scenes.values())
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise ValueError(f"scene_categories: {unknown} not in {path} (its {len(known)} categories "
+                         f"include {sorted(known)[:5]})")
+    kept_images, kept_labels = [], []
+    for image, label in zip(images, labels):
+        scene = scenes.get(image.stem)
+        if scene is None:
+            raise ValueError(f"image {image} has no scene category in {path}")
+        if scene in wanted:
+            kept_images.append(image)
+            kept_labels.append(label)
+    if not kept_images:
+        raise FileNotFoundError(f"ade20k images: none of scene categories {sorted(wanted)} in "
+                                f"{images[0].parent}")
+    return kept_images, kept_labels
+
+
 def _coco_lut() -> np.ndarray:
     lut = np.full(256, -1, dtype=np.int64)
     lut[:182] = np.arange(1, 183)  # stuffthingmaps ids 0..181 → classes 1..182
@@ -400,6 +469,7 @@ def build_dataset(
     class_names: Optional[Sequence[str]] = None,
     dontcare_index: Optional[int] = None,
     extra: bool = False,
+    scene_categories: Optional[Sequence[str]] = None,
     allow_unlabelled: bool = False,
     size: Optional[int] = None,
     seed: Optional[int] = None,
@@ -423,6 +493,8 @@ def build_dataset(
         dontcare_index: Don't-care class of a ``folder`` data set (0 or ``None``, the default).
         extra: Cityscapes only: add the 19 998 coarse ``leftImg8bit/train_extra`` images as
             unlabelled items (the paper's "Cityscapes 25K" of the semi-supervised regime).
+        scene_categories: ADE20K only: keep the images whose scene in ``sceneCategories.txt``
+            is one of these (e.g. :data:`ADE_INDOOR_SCENE_CATEGORIES` for ADE-Indoor).
         allow_unlabelled: ``folder`` only: images without a label map become unlabelled items
             instead of an error.
         size: ``synthetic`` only: number of scenes.
@@ -458,6 +530,14 @@ def build_dataset(
             )
     if extra and name != "cityscapes":
         raise ValueError("extra=True is only for cityscapes (its train_extra images)")
+    if scene_categories is not None:
+        if name != "ade20k":
+            raise ValueError("scene_categories is only for ade20k (its sceneCategories.txt)")
+        if isinstance(scene_categories, str) or not all(
+            isinstance(c, str) and c for c in scene_categories
+        ) or not scene_categories:
+            raise ValueError("scene_categories: expected a non-empty list of scene names, got "
+                             f"{scene_categories!r}")
     if allow_unlabelled and name != "folder":
         raise ValueError("allow_unlabelled=True is only for the folder data set")
     if size is not None and name != "synthetic":
@@ -481,11 +561,16 @@ def build_dataset(
     kwargs: Dict[str, Any] = {}
     if name == "cityscapes":
         images, labels = _scan_cityscapes(root, split, extra)
+        if extra:
+            kwargs["selection"] = {"extra": True}
     elif name == "ade20k":
         sub = _split_dir(split, {"train": "training", "val": "validation"}, name)
         images, labels = _scan_flat(
             root / "images" / sub, root / "annotations" / sub, [".jpg"], name, False
         )
+        if scene_categories is not None:
+            images, labels = _filter_scenes(images, labels, root, scene_categories)
+            kwargs["selection"] = {"scene_categories": sorted(set(scene_categories))}
     elif name == "coco_stuff":
         images, labels = _scan_flat(
             root / f"{split}_img", root / f"{split}_label", [".jpg"], name, False
@@ -523,3 +608,82 @@ def build_dataset(
         seed=seed,
         **kwargs,
     )
+
+
+def dataset_options(data: Any, split: str) -> Dict[str, Any]:
+    """The :func:`build_dataset` options a run's data config adds for ``split``.
+
+    ``data`` is a :class:`~recipes.oco_gan.config.DataConfig` (or any object with its
+    ``extra`` and ``scene_categories`` attributes): Cityscapes' ``train_extra`` images join the
+    train split only; a scene-category subset of ADE20K applies to both splits (the paper's
+    ADE-Indoor is evaluated on the 433 validation images of its scenes).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> dataset_options(SimpleNamespace(extra=True, scene_categories=None), "train")
+        {'extra': True}
+        >>> dataset_options(SimpleNamespace(extra=True, scene_categories=None), "val")
+        {}
+    """
+    out: Dict[str, Any] = {}
+    if getattr(data, "extra", False) and split == "train":
+        out["extra"] = True
+    categories = getattr(data, "scene_categories", None)
+    if categories:
+        out["scene_categories"] = tuple(categories)
+    return out
+
+
+class EvaluatedClasses(NamedTuple):
+    """Which classes an mIoU is averaged over (see :func:`evaluated_classes`)."""
+
+    #: Name of the protocol, recorded with the results.
+    protocol: str
+    #: The evaluated class ids of the data set's label maps, in report order.
+    label_ids: Tuple[int, ...]
+    #: Their names.
+    names: Tuple[str, ...]
+
+
+def evaluated_classes(
+    name: str,
+    num_classes: int,
+    dontcare_index: Optional[int],
+    *,
+    protocol: str = "standard",
+    class_names: Optional[Sequence[str]] = None,
+) -> EvaluatedClasses:
+    """The classes that the mIoU of data set ``name`` is averaged over.
+
+    ``protocol="standard"``: Cityscapes scores the 19 ``trainIds``
+    (:data:`CITYSCAPES_EVAL_LABEL_IDS`, as cityscapesScripts, DRN and OASIS do); ADE20K its 150
+    classes without 0 "other"; COCO-Stuff its 182 classes without 0 "unlabeled"; any other data
+    set every class but the don't-care one. ``protocol="all"``: every class but the don't-care
+    one, for Cityscapes too (its 34 ``labelIds``).
+
+    Example:
+        >>> ev = evaluated_classes("cityscapes", 35, 0)
+        >>> ev.protocol, len(ev.label_ids), ev.names[:3]
+        ('cityscapes-19-trainids', 19, ('road', 'sidewalk', 'building'))
+        >>> ev = evaluated_classes("ade20k", 151, 0)
+        >>> ev.protocol, len(ev.label_ids), ev.names[0]
+        ('ade20k-150', 150, 'wall')
+    """
+    if protocol not in ("standard", "all"):
+        raise ValueError(f"protocol: expected 'standard' or 'all', got {protocol!r}")
+    names = tuple(class_names) if class_names is not None else None
+    if names is None and name in DATASETS and DATASETS[name].class_names is not None:
+        names = DATASETS[name].class_names
+    if names is None or len(names) != num_classes:
+        names = tuple(f"class_{i}" for i in range(num_classes))
+    if protocol == "standard" and name == "cityscapes":
+        if num_classes != len(CITYSCAPES_CLASSES):
+            raise ValueError(f"cityscapes has {len(CITYSCAPES_CLASSES)} classes, got "
+                             f"num_classes={num_classes}")
+        ids = CITYSCAPES_EVAL_LABEL_IDS
+        tag = "cityscapes-19-trainids"
+    else:
+        ids = tuple(c for c in range(num_classes) if c != dontcare_index)
+        std = {"ade20k": "ade20k-150", "coco_stuff": "coco-stuff-182"}
+        tag = std.get(name, "all-but-dontcare") if protocol == "standard" else "all-but-dontcare"
+    return EvaluatedClasses(tag, ids, tuple(names[i] for i in ids))

@@ -7,6 +7,10 @@ of them keep their label map::
      "subset": null, "labelled": 500, "fingerprint": "…", "indices": [...],
      "labelled_indices": [...]}
 
+plus ``"selection"`` when the data set was opened with optional parts (``{"extra": true}``:
+Cityscapes with its ``train_extra`` images; ``{"scene_categories": [...]}``: an ADE20K scene
+subset such as ADE-Indoor).
+
 It is drawn once (:func:`make_split`), saved in the run directory (:func:`save_split`, atomic) and
 reused on resume (:func:`load_or_make_split`), so a run always sees the same images and labels.
 :class:`SplitDataset` applies it to a data set.
@@ -124,6 +128,7 @@ def make_split(
     seed: int = 0,
     labelled_pool: Optional[Sequence[int]] = None,
     fingerprint: Optional[str] = None,
+    selection: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Draw the items (and labelled items) of a data regime.
 
@@ -137,6 +142,9 @@ def make_split(
         labelled_pool: Items that have a label map at all (default: every item); the limited
             subset and the semi-supervised labelled items are drawn from them.
         fingerprint: Optional hash of the data set's item names, checked when the split is applied.
+        selection: Optional parts of the data set it was drawn from (e.g. ``{"extra": True}`` for
+            Cityscapes' ``train_extra`` images, ``{"scene_categories": [...]}`` for an ADE20K
+            subset); recorded as ``"selection"`` when not empty.
 
     Returns:
         A JSON-serialisable dict (see the module docstring); ``indices`` and
@@ -187,7 +195,7 @@ def make_split(
             raise ValueError("the semi regime needs labelled (a count or a fraction)")
         n_labelled = _count(labelled, len(pool), "labelled")
         indices, labelled_idx = np.arange(num_items), np.sort(pool_order[:n_labelled])
-    return {
+    split = {
         "format": SPLIT_FORMAT,
         "version": SPLIT_VERSION,
         "regime": regime,
@@ -199,6 +207,9 @@ def make_split(
         "indices": [int(i) for i in indices],
         "labelled_indices": [int(i) for i in labelled_idx],
     }
+    if selection:
+        split["selection"] = json.loads(json.dumps(selection))  # plain JSON types
+    return split
 
 
 def _validate(split: Any, where: str) -> Dict[str, Any]:
@@ -221,6 +232,8 @@ def _validate(split: Any, where: str) -> Dict[str, Any]:
             raise ValueError(f"{where}: {key} must be a list of ints in [0, {n})")
         if any(a >= b for a, b in zip(idx, idx[1:])):
             raise ValueError(f"{where}: {key} must be sorted and without duplicates")
+    if not isinstance(split.get("selection", {}), dict):
+        raise ValueError(f"{where}: selection must be a mapping")
     if not set(split["labelled_indices"]) <= set(split["indices"]):
         raise ValueError(f"{where}: labelled_indices must be a subset of indices")
     return split
@@ -290,6 +303,11 @@ def _pool_and_fingerprint(dataset: Any) -> Tuple[Optional[List[int]], Optional[s
     return pool, (fp if isinstance(fp, str) else None)
 
 
+def _selection(dataset: Any) -> Dict[str, Any]:
+    selection = getattr(dataset, "selection", None)
+    return dict(selection) if isinstance(selection, dict) else {}
+
+
 def split_for_dataset(
     dataset: Any,
     *,
@@ -324,6 +342,7 @@ def split_for_dataset(
         seed=seed,
         labelled_pool=pool,
         fingerprint=fp,
+        selection=_selection(dataset),
     )
 
 
@@ -358,6 +377,13 @@ def load_or_make_split(
         save_split(path, wanted)
         return wanted
     saved = load_split(path)
+    if saved.get("selection", {}) != wanted.get("selection", {}):
+        raise ValueError(
+            f"{os.fspath(path)}: the saved split was drawn from the data set with selection "
+            f"{saved.get('selection', {})!r} but this run opens it with "
+            f"{wanted.get('selection', {})!r} (data.extra / data.scene_categories); use the saved "
+            "settings or start a new run directory"
+        )
     for key in ("regime", "seed", "subset", "labelled", "num_items", "fingerprint"):
         if saved.get(key) != wanted.get(key):
             raise ValueError(
