@@ -140,19 +140,22 @@ def main() -> None:
     print(
         f"StyleGAN2 training step, {args.resolution}x{args.resolution}, batch {args.batch}, "
         f"channel_base {args.channel_base}, channel_max {args.channel_max}, "
-        f"{args.steps} steps (lazy R1 every 16, path length every 4), {args.threads} CPU threads"
+        f"steps 1..{args.steps} after a warm-up step 0 (lazy R1 at multiples of 16, path length "
+        f"at multiples of 4), {args.threads} CPU threads"
     )
     header = f"{'device':<6} {'ops':<7} {'img/s':>8} {'ms/step':>9} {'GFLOP/step':>11} " \
              f"{'GFLOP/s':>9} {'matmul GFLOP/s':>15} {'of limit':>9}"
     for device in devices:
-        results = {b: run(args, device, b) for b in ("native", "ref")}
-        print(header)
-        for backend, r in results.items():
+        print(header, flush=True)
+        results = {}
+        for backend in ("native", "ref"):
+            r = results[backend] = run(args, device, backend)
             achieved = r["flops_per_step"] / (r["ms_per_step"] / 1000)
             print(
                 f"{device:<6} {backend:<7} {r['img_per_s']:8.2f} {r['ms_per_step']:9.1f} "
                 f"{r['flops_per_step'] / 1e9:11.2f} {achieved / 1e9:9.1f} "
-                f"{r['matmul_flops_per_s'] / 1e9:15.1f} {achieved / r['matmul_flops_per_s']:9.1%}"
+                f"{r['matmul_flops_per_s'] / 1e9:15.1f} {achieved / r['matmul_flops_per_s']:9.1%}",
+                flush=True,
             )
         ratio = results["native"]["img_per_s"] / results["ref"]["img_per_s"]
         print(f"{device}: native / ref = {ratio:.2f}x images/s (same run of this script)")
