@@ -23,6 +23,7 @@ copyright = "2026, ganblocks developers"
 release = "0.1.0"
 
 extensions = [
+    "build_lock",  # first: sphinx-gallery writes into the source tree, one build at a time
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",

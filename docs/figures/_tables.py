@@ -1,4 +1,8 @@
-"""Read the ``list-table`` directives of an rST page, so that charts draw the published numbers."""
+"""Read the ``list-table`` directives of an rST page, so that charts draw the published numbers.
+
+``DOCS`` is the docs source folder (figure scripts run by the ``plot`` directive have no
+``__file__``; they import it from here).
+"""
 
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ from typing import Dict, List
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _tables import DOCS
 
-METRICS = Path(__file__).resolve().parents[1] / "_static" / "demo_metrics.jsonl"
+METRICS = DOCS / "_static" / "demo_metrics.jsonl"  # (the plot directive runs this file by exec)
 GROUPS = {
     "generator": ["g/uncond", "g/cond", "g/total"],
     "discriminator": ["d/uncond", "d/cond_real", "d/cond_fake", "d/labelmix", "d/total"],

@@ -103,7 +103,7 @@ def test_every_image_exists(pages, html):
 
 def test_every_example_is_in_the_gallery_with_its_figures(pages, html):
     examples = sorted((ROOT / "examples").glob("plot_*.py"))
-    assert len(examples) >= 7
+    assert len(examples) >= 8
     for script in examples:
         page = pages[html / "auto_examples" / f"{script.stem}.html"]
         figures = [s for s in page.images if "sphx_glr_" in s and "thumb" not in s]
@@ -115,6 +115,8 @@ def test_pictures_drawn_at_build_time(pages, html):
     assert any("oco_gan_architecture" in s or "architecture" in s for s in recipe.images)
     performance = pages[html / "performance.html"]
     assert sum("performance" in s for s in performance.images) >= 3
+    train = pages[html / "guides" / "train.html"]
+    assert any("training_curves" in s for s in train.images)
 
 
 def test_api_pages_link_into_pytorch_docs(pages, html):
