@@ -194,7 +194,7 @@ def test_resume_extends_a_finished_run_exactly(tmp_path, capsys):
     """N steps, then --resume --steps 2N, equals 2N steps straight (bit for bit)."""
     cfg = tmp_path / "tiny.json"
     tiny_config().save(cfg)
-    n = 3
+    n = 2
     ext, straight = tmp_path / "extended", tmp_path / "straight"
     assert _train("--config", str(cfg), "--out", str(ext), "--steps", str(n)) == 0
     (ext / ".checkpoint.pt.orphan.tmp").write_bytes(b"torn")  # a killed write's leftover
