@@ -119,19 +119,66 @@ def test_refusals_of_the_output_folder(tmp_path, capsys):
     assert not (tmp_path / "empty").exists()  # nothing left behind by a refused start
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions, so a read-only "
-                    "folder is writable to it")
-def test_read_only_output_folder(tmp_path, capsys):
-    ro = tmp_path / "ro"
+def _as_unprivileged(fn):
+    """Run ``fn() -> str`` in a forked child that, when we are root (who ignores file
+    permissions), first drops to user ``nobody``; returns what ``fn`` returned."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.close(r)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            os.write(w, fn().encode())
+            code = 0
+        except BaseException:
+            import traceback
+
+            os.write(w, traceback.format_exc().encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    assert os.waitpid(pid, 0)[1] == 0, out
+    return out
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_read_only_output_folder():
+    import contextlib
+    import io
+    import tempfile
+
+    base = Path(tempfile.mkdtemp())  # in /tmp: reachable by the unprivileged child
+    base.chmod(0o755)
+    ro = base / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    try:
-        assert _train("--out", str(ro / "run")) == 2
-        assert _train("--out", str(ro)) == 2
-    finally:
-        ro.chmod(0o755)
-    err = capsys.readouterr().err
-    assert "is not writable" in err and "Traceback" not in err
+
+    # Import everything the command needs first: the child may not read the Python install.
+    import recipes.oco_gan.train  # noqa: F401
+    from recipes.oco_gan.cli import build_parser
+
+    build_parser()
+
+    def attempt() -> str:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            codes = [_train("--out", str(ro / "run")), _train("--out", str(ro))]
+        return json.dumps({"codes": codes, "err": err.getvalue()})
+
+    result = json.loads(_as_unprivileged(attempt))
+    assert result["codes"] == [2, 2]
+    err = result["err"]
+    assert f"--out {ro / 'run'} is not writable (cannot create it in {ro})" in err, err
+    assert f"--out {ro} is not writable" in err and "Traceback" not in err
+    assert list(ro.iterdir()) == []
+    ro.chmod(0o755)
+    shutil.rmtree(base)
 
 
 def test_failed_start_leaves_no_run_behind(tmp_path, capsys):
