@@ -343,3 +343,13 @@ def test_demo_trains_a_fixed_number_of_iterations(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "2/2 [" in err and "<" in err  # a bar with its total and remaining time (ETA)
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
+
+
+def test_generate_refuses_a_damaged_checkpoint(finished_run, tmp_path, capsys):
+    run = _copy(finished_run[0], tmp_path / "run")
+    _flip(run)
+    assert main(["generate", "--ckpt", str(run / "checkpoint.pt"), "--out",
+                 str(tmp_path / "samples"), "--num", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "is corrupt or incomplete (checksum mismatch)" in err and "Traceback" not in err
+    assert "checkpoint.prev.pt" in err
