@@ -353,3 +353,13 @@ def test_generate_refuses_a_damaged_checkpoint(finished_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is corrupt or incomplete (checksum mismatch)" in err and "Traceback" not in err
     assert "checkpoint.prev.pt" in err
+
+
+def test_failed_overwrite_puts_the_old_run_back(finished_run, tmp_path, capsys):
+    run = _copy(finished_run[0], tmp_path / "run")
+    before = _snapshot(run)
+    assert _train("--preset", "folder", "--data", str(tmp_path / "missing"), "--out", str(run),
+                  "--overwrite") == 2
+    assert "folder root" in capsys.readouterr().err
+    assert _snapshot(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing moved aside
