@@ -70,7 +70,7 @@ TESTS: dict[str, list[str]] = {
         "tests/nn/test_mapping.py",
         "tests/nn/test_block_errors.py",
     ],
-    "ganblocks/nn/gumbel.py": ["tests/nn/test_gumbel.py"],
+    "ganblocks/nn/gumbel.py": ["tests/nn/test_gumbel_reference.py", "tests/nn/test_gumbel.py"],
     "ganblocks/nn/mapping.py": [
         "tests/nn/test_mapping_reference.py",
         "tests/nn/test_mapping.py",
@@ -82,7 +82,10 @@ TESTS: dict[str, list[str]] = {
         "tests/nn/test_modulation.py",
         "tests/nn/test_block_errors.py",
     ],
-    "ganblocks/nn/resample.py": ["tests/nn/test_resample.py"],
+    "ganblocks/nn/resample.py": [
+        "tests/nn/test_resample_reference.py",
+        "tests/nn/test_resample.py",
+    ],
     "ganblocks/nn/resblocks.py": ["tests/nn/test_resblocks.py"],
     "ganblocks/nn/spade.py": ["tests/nn/test_spade.py"],
     "ganblocks/nn/_utils.py": ["tests/nn/test_block_errors.py", "tests/nn/test_mapping.py"],

@@ -249,3 +249,12 @@ def test_ada_forward_checks_its_images_by_name():
         AdaptiveAugment(p=0.5)(torch.randn(3, 8, 8))
     with pytest.raises(TypeError, match="x: expected a floating-point"):
         AdaptiveAugment(p=0.5)(torch.zeros(1, 3, 8, 8, dtype=torch.long))
+
+
+def test_ada_apply_checks_its_images_by_name():
+    aug = AdaptiveAugment(p=1.0, target=None)
+    draw = aug.sample(2, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="x: expected a floating-point"):
+        aug.apply(torch.zeros(2, 3, 8, 8, dtype=torch.long), draw)
+    with pytest.raises(TypeError, match=r"x: expected a torch\.Tensor"):
+        aug.apply([[0.0]], draw)

@@ -143,3 +143,11 @@ def test_kid_reset_forgets_the_real_features_unless_asked():
     kid.update(x, real=False)
     with pytest.raises(ValueError, match="no real images"):
         kid.compute()
+
+
+def test_mean_iou_update_names_a_bad_target():
+    metric = MeanIoU(2)
+    with pytest.raises(TypeError, match="target"):
+        metric.update(torch.zeros(1, 2, dtype=torch.long), [[0, 1]])
+    with pytest.raises(TypeError, match="target"):
+        metric.update(torch.zeros(1, 2, 2), [[0, 1]])
