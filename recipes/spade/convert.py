@@ -35,7 +35,13 @@ _SPADE_LAYER = r"(?P<layer>(?:^|.*\.)norm_[01s])\."
 
 
 def opt_get(opt: Any, name: str, default: Any = _REQUIRED) -> Any:
-    """Read option ``name`` from a dict or an ``argparse.Namespace``-like object."""
+    """Read option ``name`` from a dict or an ``argparse.Namespace``-like object.
+
+    Example:
+        >>> import argparse
+        >>> opt_get(argparse.Namespace(ngf=32), "ngf"), opt_get({"ngf": 32}, "z_dim", 64)
+        (32, 64)
+    """
     if isinstance(opt, Mapping):
         if name in opt:
             return opt[name]
@@ -52,6 +58,10 @@ def rename_keys(
     """Apply every ``(pattern, replacement)`` of ``rules`` (:func:`re.sub`) to every key, in order.
 
     Raises if two keys end up with the same name.
+
+    Example:
+        >>> rename_keys({"a.conv_s.weight": torch.ones(1)}, [("conv_s", "shortcut")])
+        {'a.shortcut.weight': tensor([1.])}
     """
     out: Dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
@@ -67,7 +77,12 @@ def rename_keys(
 def rename_prefixes(
     state_dict: Mapping[str, torch.Tensor], prefixes: Mapping[str, str]
 ) -> Dict[str, torch.Tensor]:
-    """Rename the keys under ``old.`` to ``new.``, for each ``old → new`` of ``prefixes``."""
+    """Rename the keys under ``old.`` to ``new.``, for each ``old → new`` of ``prefixes``.
+
+    Example:
+        >>> rename_prefixes({"head_0.fc.bias": torch.zeros(1)}, {"head_0": "body.0"})
+        {'body.0.fc.bias': tensor([0.])}
+    """
     rules = [(rf"^{re.escape(old)}\.", f"{new}.") for old, new in prefixes.items()]
     out: Dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
@@ -89,6 +104,18 @@ def spade_layers_from_reference(
         state_dict: A state dict of the reference implementation.
         norm_key: The name of the reference SPADE layer's norm: ``'param_free_norm'`` (SPADE) or
             ``'first_norm'`` (OASIS).
+
+    Example:
+        >>> theirs = {"norm_0.mlp_gamma.bias": torch.ones(2),
+        ...           "norm_0.mlp_beta.bias": torch.zeros(2),
+        ...           "norm_0.first_norm.running_var": torch.ones(2)}
+        >>> ours = spade_layers_from_reference(theirs, norm_key="first_norm")
+        >>> for key, value in ours.items():
+        ...     print(key, value.tolist())
+        norm_0.norm.running_var [1.0, 1.0]
+        norm_0.gamma_beta.bias [1.0, 1.0, 0.0, 0.0]
+        >>> spade_layers_to_reference(ours, norm_key="first_norm").keys() == theirs.keys()
+        True
     """
     sd = dict(spectral_norm_from_legacy(state_dict))
     for key in [k for k in sd if re.fullmatch(_SPADE_LAYER + r"mlp_gamma\.(weight|bias)", k)]:

@@ -118,6 +118,11 @@ class SPADETrunk(nn.Module):
 
     Shapes:
         ``seg: [B, L, H, W]`` → ``[B, 3, h·2^u, w·2^u]`` in ``[-1, 1]`` (``u`` up-samplings).
+
+    Example:
+        >>> trunk = SPADETrunk(4, channels=[8, 8, 4], upsample=[False, True], latent_size=(2, 3))
+        >>> trunk.output_size, trunk.trunk(torch.rand(1, 4, 16, 16)).shape
+        ((4, 6), torch.Size([1, 3, 4, 6]))
     """
 
     def __init__(

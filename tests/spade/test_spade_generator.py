@@ -85,3 +85,16 @@ def test_errors():
         G(torch.rand(1, 4, 64, 64))
     with pytest.raises(ValueError, match="label: expected a floating-point one-hot"):
         G(torch.zeros(1, 64, 64, dtype=torch.long))
+
+
+def test_sync_batchnorm_conversion_keeps_keys_and_outputs():
+    """Multi-GPU users convert with SyncBatchNorm: the state dict and eval outputs stay the same."""
+    torch.manual_seed(0)
+    G = Generator(semantic_nc=3, ngf=1, crop_size=32).eval()
+    S = torch.nn.SyncBatchNorm.convert_sync_batchnorm(Generator(semantic_nc=3, ngf=1, crop_size=32))
+    S.load_state_dict(G.state_dict())
+    S.eval()
+    assert isinstance(S.body[0].norm_0.norm, torch.nn.SyncBatchNorm)
+    assert list(S.state_dict()) == list(G.state_dict())
+    label = onehot(torch.randint(0, 3, (1, 32, 32)), 3)
+    assert torch.equal(S(label), G(label))
