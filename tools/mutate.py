@@ -65,11 +65,12 @@ TESTS: dict[str, list[str]] = {
         "tests/nn/test_block_errors.py",
     ],
     "ganblocks/nn/equalized.py": [
+        "tests/nn/test_equalized_reference.py",
         "tests/nn/test_equalized.py",
         "tests/nn/test_mapping.py",
         "tests/nn/test_block_errors.py",
     ],
-    "ganblocks/nn/gumbel.py": ["tests/nn/test_gumbel.py"],
+    "ganblocks/nn/gumbel.py": ["tests/nn/test_gumbel_reference.py", "tests/nn/test_gumbel.py"],
     "ganblocks/nn/mapping.py": [
         "tests/nn/test_mapping_reference.py",
         "tests/nn/test_mapping.py",
@@ -81,7 +82,10 @@ TESTS: dict[str, list[str]] = {
         "tests/nn/test_modulation.py",
         "tests/nn/test_block_errors.py",
     ],
-    "ganblocks/nn/resample.py": ["tests/nn/test_resample.py"],
+    "ganblocks/nn/resample.py": [
+        "tests/nn/test_resample_reference.py",
+        "tests/nn/test_resample.py",
+    ],
     "ganblocks/nn/resblocks.py": ["tests/nn/test_resblocks.py"],
     "ganblocks/nn/spade.py": ["tests/nn/test_spade.py"],
     "ganblocks/nn/_utils.py": ["tests/nn/test_block_errors.py", "tests/nn/test_mapping.py"],
@@ -94,6 +98,7 @@ TESTS: dict[str, list[str]] = {
         "tests/losses/test_argument_names.py",
     ],
     "ganblocks/losses/oasis.py": [
+        "tests/losses/test_oasis_reference.py",
         "tests/losses/test_oasis.py",
         "tests/losses/test_argument_names.py",
     ],
@@ -113,10 +118,16 @@ TESTS: dict[str, list[str]] = {
         "tests/augment/test_ada_reference.py",
         "tests/augment/test_ada.py",
     ],
-    "ganblocks/metrics/fid.py": ["tests/metrics/test_fid.py"],
-    "ganblocks/metrics/frechet.py": ["tests/metrics/test_frechet.py"],
-    "ganblocks/metrics/kid.py": ["tests/metrics/test_kid.py"],
-    "ganblocks/metrics/miou.py": ["tests/metrics/test_miou.py"],
+    "ganblocks/metrics/fid.py": ["tests/metrics/test_fid.py", "tests/metrics/test_metric_edges.py"],
+    "ganblocks/metrics/frechet.py": [
+        "tests/metrics/test_frechet.py",
+        "tests/metrics/test_metric_edges.py",
+    ],
+    "ganblocks/metrics/kid.py": ["tests/metrics/test_kid.py", "tests/metrics/test_metric_edges.py"],
+    "ganblocks/metrics/miou.py": [
+        "tests/metrics/test_miou.py",
+        "tests/metrics/test_metric_edges.py",
+    ],
     "ganblocks/metrics/inception.py": ["tests/metrics/test_inception.py"],
     "ganblocks/metrics/_extract.py": ["tests/metrics/test_fid.py", "tests/metrics/test_kid.py"],
     "ganblocks/metrics/_distributed.py": ["tests/metrics/test_distributed.py"],
@@ -126,6 +137,7 @@ TESTS: dict[str, list[str]] = {
     ],
     "recipes/oco_gan/train.py": [
         "tests/recipe/test_train_reference.py",
+        "tests/recipe/test_train_ema.py",
         "tests/recipe/test_train.py",
     ],
 }

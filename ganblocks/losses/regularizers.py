@@ -64,7 +64,7 @@ def r1_penalty(
     )
     if grad is None:
         raise ValueError("inputs: logits do not depend on inputs; pass the tensor fed to D")
-    return grad.square().flatten(1).sum(dim=1)
+    return grad.square().reshape(grad.shape[0], -1).sum(dim=1)  # [B] inputs too
 
 
 def _check_interval(interval: int) -> int:

@@ -26,8 +26,10 @@ EYE4 = torch.eye(4)
 
 
 def only(name: str, **kw) -> AdaptiveAugment:
-    strengths = {k: 0.0 for k in STRENGTHS}
-    strengths[name] = 1.0
+    """Every strength 0 but ``name``'s, left at its default (ADA's bgc: 1), cutout's set to 1."""
+    strengths = {k: 0.0 for k in STRENGTHS if k != name}
+    if name == "cutout":
+        strengths["cutout"] = 1.0
     return AdaptiveAugment(p=P, target=None, **strengths, **kw)
 
 
@@ -167,3 +169,92 @@ def test_cutout_probability_and_size():
     assert_fraction(on, P)
     torch.testing.assert_close(d.cutout_size[on], torch.full((int(on.sum()), 2), 0.5))
     assert d.cutout_center.min() >= 0 and d.cutout_center.max() <= 1
+
+
+def test_p_adapts_with_the_documented_defaults():
+    """Defaults: target 0.6, every 4 calls, p moves by n / (1000 · 500) with n the images seen."""
+    aug = AdaptiveAugment()
+    assert aug.probability == 0.0
+    for _ in range(3):
+        aug.update(torch.ones(8))  # r_t = 1 > 0.6
+        assert aug.probability == 0.0
+    aug.update(torch.ones(8))
+    assert aug.probability == pytest.approx(32 / 500_000)
+    for _ in range(4):
+        aug.update(torch.tensor([1.0, 1.0, 1.0, -1.0, -1.0]))  # r_t = 0.2 < 0.6
+    assert aug.probability == pytest.approx(32 / 500_000 - 20 / 500_000)
+    for _ in range(4):
+        aug.update(-torch.ones(100))
+    assert aug.probability == 0.0  # clamped
+
+
+def test_cutout_is_off_by_default():
+    aug = AdaptiveAugment(p=1.0, target=None)
+    assert aug.sample(4, H, W).cutout_size is None
+
+
+@pytest.mark.parametrize(
+    ("name", "nonneutral"),
+    [("xflip", 0.5), ("rotate90", 0.75), ("xint", 1 - 0.125 * 0.25), ("scale", 1.0),
+     ("rotate", 1.0), ("aniso", 1.0), ("xfrac", 1.0), ("brightness", 1.0), ("contrast", 1.0),
+     ("lumaflip", 0.5), ("hue", 1.0), ("saturation", 1.0), ("cutout", 1.0)],
+)
+def test_strength_multiplies_the_probability(name, nonneutral):
+    """Strength 0.5: each transform applies with probability 0.5·p (rotations: two draws of
+    1 - sqrt(1 - 0.5·p), so 0.5·p together)."""
+    strengths = {k: 0.0 for k in STRENGTHS}
+    strengths[name] = 0.5
+    d = AdaptiveAugment(p=P, target=None, **strengths).sample(
+        B, H, W, generator=torch.Generator().manual_seed(11)
+    )
+    if name == "cutout":
+        applied = d.cutout_size[:, 0] > 0
+    elif d.geometric is not None:
+        applied = changed(d.geometric, EYE3)
+    else:
+        applied = changed(d.color, EYE4)
+    assert_fraction(applied, 0.5 * P * nonneutral)
+
+
+def test_both_rotations_span_the_full_circle():
+    """Composite angle of the rotated draws: uniform on the circle when each of the two draws is
+    uniform in [-π, π] (mean cosine 0); a narrow first draw would pull it towards 1."""
+    g = draw("rotate", seed=12).geometric
+    applied = changed(g, EYE3)
+    angle = torch.atan2(g[applied, 1, 0], g[applied, 0, 0])
+    assert angle.cos().mean().abs().item() < 0.06
+    assert angle.sin().mean().abs().item() < 0.06
+
+
+def test_hue_angle_spans_the_full_circle():
+    """A rotation by θ about the luma axis v = (1, 1, 1)/√3 has trace 1 + 2 cos θ and
+    M[2, 1] - M[1, 2] = 2 sin θ / √3; hue_max = 1 makes θ uniform in [-π, π]."""
+    c = draw("hue", seed=13).color
+    m = c[changed(c, EYE4), :3, :3]
+    cos = (m.diagonal(dim1=1, dim2=2).sum(dim=1) - 1) / 2
+    sin = (m[:, 2, 1] - m[:, 1, 2]) * math.sqrt(3) / 2
+    torch.testing.assert_close(cos.square() + sin.square(), torch.ones_like(cos))
+    assert cos.mean().abs().item() < 0.06 and sin.mean().abs().item() < 0.06
+
+
+def test_fractional_translation_axes_are_independent():
+    g = draw("xfrac", seed=14).geometric
+    applied = changed(g, EYE3)
+    t = torch.stack([g[applied, 0, 2] / W, g[applied, 1, 2] / H])
+    assert torch.corrcoef(t)[0, 1].abs().item() < 0.1
+
+
+def test_ada_forward_checks_its_images_by_name():
+    with pytest.raises(ValueError, match=r"x: expected shape \[B, C, H, W\]"):
+        AdaptiveAugment(p=0.5)(torch.randn(3, 8, 8))
+    with pytest.raises(TypeError, match="x: expected a floating-point"):
+        AdaptiveAugment(p=0.5)(torch.zeros(1, 3, 8, 8, dtype=torch.long))
+
+
+def test_ada_apply_checks_its_images_by_name():
+    aug = AdaptiveAugment(p=1.0, target=None)
+    draw = aug.sample(2, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="x: expected a floating-point"):
+        aug.apply(torch.zeros(2, 3, 8, 8, dtype=torch.long), draw)
+    with pytest.raises(TypeError, match=r"x: expected a torch\.Tensor"):
+        aug.apply([[0.0]], draw)

@@ -18,7 +18,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from oco_tiny import tiny_config
+from torch.nn.utils import parametrize
 
+from ganblocks.nn import EqualConv2d
 from recipes.oco_gan.model import Discriminator, Generator
 
 SQRT2 = math.sqrt(2.0)
@@ -207,7 +209,11 @@ def discriminator_ref(D, x):
     return image, seg
 
 
-@pytest.mark.parametrize("extra", RES, ids=["16x16", "16x32"])
+D_CASES = [*RES, ("model.d_head_downsample=true",),
+           ("model.d_head_downsample=true", "model.d_bottleneck=8", *RES[1])]
+
+
+@pytest.mark.parametrize("extra", D_CASES, ids=["16x16", "16x32", "head-down", "head-down-8x16"])
 def test_discriminator_matches_reference(extra):
     cfg, _, D = make_models(*extra)
     gen = torch.Generator().manual_seed(8)
@@ -229,10 +235,14 @@ def test_discriminator_matches_reference(extra):
         (h // 2**k, w // 2**k) for k in range(1, len(D.encoder) + 1)
     ]
     # the image head's extra blocks keep the bottleneck size ([choice] d_head_downsample=False)
+    # or halve it twice (never below 1)
     bottleneck = feats[-1]
     for block in D.head_blocks:
         bottleneck = block(bottleneck)
-    assert bottleneck.shape == feats[-1].shape
+    bh, bw = feats[-1].shape[2:]
+    if cfg.d_head_downsample:
+        bh, bw = max(bh // 4, 1), max(bw // 4, 1)
+    assert bottleneck.shape[2:] == (bh, bw)
     # heads asked for separately give the same values
     torch.testing.assert_close(D(x, heads=("image",)).image, image)
     assert D(x, heads=("image",)).seg is None and D(x, heads=("seg",)).image is None
@@ -277,3 +287,67 @@ def test_every_generator_parameter_is_used(shared):
     (G(z=z).square().sum() + G(label=label, z=z).square().sum()).backward()
     unused = [n for n, p in G.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not unused
+
+
+def test_truncation_interpolates_the_base_map():
+    cfg, G, _ = make_models()
+    gen = torch.Generator().manual_seed(10)
+    z = torch.randn(2, cfg.z_dim, generator=gen, dtype=torch.float64)
+    base = G.uncond_style.base_map(z)
+    center = torch.randn(1, *base.shape[1:], generator=gen, dtype=torch.float64)
+    for psi in (0.0, 0.5, 1.5):
+        got = G.style_maps(z=z, truncation=psi, truncation_center=center)
+        want = G.uncond_style.resize(center + psi * (base - center))
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w)
+
+
+def test_latent_errors_say_what_was_expected():
+    cfg, G, _ = make_models()
+    zd = cfg.z_dim
+    with pytest.raises(ValueError, match=rf"^z: expected \[B, {zd}\], got shape \(2, {zd}, 1, 1\)"):
+        G(z=torch.randn(2, zd, 1, 1, dtype=torch.float64))
+    label = torch.zeros(2, *cfg.resolution, dtype=torch.long)
+    with pytest.raises(ValueError, match=rf"^z: expected \[B, {zd}\] or \[B, {zd}, H, W\]"):
+        G(label=label, z=torch.randn(2, zd + 1, dtype=torch.float64))
+
+
+def test_mean_base_map_is_the_seeded_average():
+    cfg, G, _ = make_models()
+    z = torch.randn(32, cfg.z_dim, generator=torch.Generator().manual_seed(3)).double()
+    expected = G.uncond_style.base_map(z).mean(dim=0, keepdim=True)
+    torch.testing.assert_close(G.mean_base_map(num=32, seed=3), expected)
+
+
+@pytest.mark.parametrize(
+    ("extra", "equalized", "spectral"),
+    [((), True, False), (("model.d_equalized=false",), False, False),
+     (("model.d_encoder_spectral_norm=true",), False, True)],
+)
+def test_encoder_conv_kind_follows_the_config(extra, equalized, spectral):
+    """Equalised convs unless d_equalized=false or spectral norm is asked for (they exclude each
+    other); spectral norm only when asked (the paper's Table 10)."""
+    _, _, D = make_models(*extra)
+    for block in [*D.encoder, *D.head_blocks]:
+        convs = [m for m in block.modules() if isinstance(m, (EqualConv2d, torch.nn.Conv2d))]
+        assert convs
+        assert all(isinstance(c, EqualConv2d) == equalized for c in convs)
+        assert all(parametrize.is_parametrized(c, "weight") == spectral for c in convs
+                   if isinstance(c, torch.nn.Conv2d))
+
+
+@pytest.mark.parametrize("net", [Generator, Discriminator])
+def test_networks_validate_their_config(net):
+    cfg = tiny_config().model
+    cfg.resolution = (16, 24)
+    with pytest.raises(ValueError, match="resolution"):
+        net(cfg)
+
+
+def test_discriminator_input_errors_say_what_was_expected():
+    cfg, _, D = make_models()
+    h, w = cfg.resolution
+    with pytest.raises(ValueError, match=rf"x: expected images \[B, 3, {h}, {w}\], got list"):
+        D([0.0])
+    with pytest.raises(ValueError, match=r"got \(2, 3, 8, 8\)"):
+        D(torch.zeros(2, 3, 8, 8, dtype=torch.float64))
