@@ -48,6 +48,7 @@ suppress_warnings = ["config.cache"]
 html_theme = "furo"
 html_title = "ganblocks"
 html_static_path = ["_static"]
+html_css_files = ["ganblocks.css"]
 html_theme_options = {"navigation_with_keys": True}
 pygments_style = "friendly"
 pygments_dark_style = "monokai"

@@ -45,9 +45,12 @@ def demo_training_curves() -> None:
     rows = read_metrics()
     evals = sorted({k for r in rows for k in r if "fid" in k.lower() or "kid" in k.lower()})
     panels = list(GROUPS) + evals
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4),
-                             layout="constrained", squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    nrows = -(-len(panels) // 2)
+    fig, axes = plt.subplots(nrows, 2, figsize=(10, 3.4 * nrows), layout="constrained",
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.remove()
+    for ax, panel in zip(axes.flat, panels):
         for key in GROUPS.get(panel, [panel]):
             points = [(r["step"], r[key]) for r in rows if key in r]
             if not points:
