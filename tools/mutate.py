@@ -611,7 +611,8 @@ def mutate_module(
     list_only: bool,
     only: Optional[set[tuple[str, str, str]]] = None,
 ) -> list[Mutant]:
-    src_path = ROOT / module
+    # Mutate the copy's version: the working tree may change while a long run goes on.
+    src_path = ROOT / module if list_only else jobs_root / module
     source = src_path.read_text()
     mutants = generate(module, source)
     if lines is not None:

@@ -100,5 +100,5 @@ def test_aspp_arguments_are_checked_by_name(make, exc, match):
 
 
 def test_aspp_input_is_checked_by_name():
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x: "):
         ASPP(4, 2)(torch.randn(1, 3, 5, 5))

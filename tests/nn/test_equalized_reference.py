@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganblocks.nn import EqualConv2d
+from ganblocks.nn import EqualConv2d, EqualLinear, PixelNorm
 
 
 @pytest.mark.parametrize("dilation", [1, 2, 3])
@@ -46,3 +46,29 @@ def test_dilated_equal_conv_with_asymmetric_padding():
 def test_equal_conv_arguments_are_checked_by_name(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+def test_equal_linear_defaults_are_he_gain_linear():
+    """lr_mul 1 and a linear output by default: y = x Wᵀ / sqrt(in) + b."""
+    gen = torch.Generator().manual_seed(8)
+    layer = EqualLinear(4, 3).double()
+    with torch.no_grad():
+        layer.bias.copy_(torch.randn(3, generator=gen, dtype=torch.float64))
+    x = torch.randn(5, 4, generator=gen, dtype=torch.float64) * 3
+    torch.testing.assert_close(layer(x), F.linear(x, layer.weight / 2.0, layer.bias))
+    conv = EqualConv2d(2, 3, 1).double()
+    xi = torch.randn(1, 2, 3, 3, generator=gen, dtype=torch.float64) * 3
+    torch.testing.assert_close(conv(xi), F.conv2d(xi, conv.weight / math.sqrt(2), conv.bias))
+
+
+def test_equal_conv_repr_names_its_dilation_and_resampling():
+    assert EqualConv2d(2, 3, 3, dilation=2).extra_repr().endswith(", dilation=2")
+    assert "dilation" not in EqualConv2d(2, 3, 3).extra_repr()
+    assert EqualConv2d(2, 3, 3, down=2).extra_repr().endswith(", down=2")
+
+
+def test_pixel_norm_accepts_negative_dims():
+    x = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    expected = x / torch.sqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
+    torch.testing.assert_close(PixelNorm(dim=-3)(x), expected)
+    torch.testing.assert_close(PixelNorm()(x), expected)

@@ -150,19 +150,19 @@ def test_modulation_inputs_are_checked_by_name():
         modulated_conv2d(x, w, [1.0] * 4)
     with pytest.raises(ValueError, match="weight"):
         modulated_conv2d(x, torch.randn(3, 5, 3, 3), torch.ones(2, 4))
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x: "):
         modulated_conv2d(x[0], w, torch.ones(2, 4))
     layer = ModulatedConv2d(4, 3, 3, 6)
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x: "):
         layer(torch.randn(2, 5, 5, 5), torch.randn(2, 6))
-    with pytest.raises(ValueError, match="style"):
+    with pytest.raises(ValueError, match=r"^style: "):
         layer(x, torch.randn(2, 7))
     mod = SpatialModulation(4, 2)
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x: "):
         mod(torch.randn(2, 3, 5, 5), torch.randn(2, 2, 5, 5))
-    with pytest.raises(ValueError, match="style"):
+    with pytest.raises(ValueError, match=r"^style: "):
         mod(x, torch.randn(2, 3, 5, 5))
-    with pytest.raises(ValueError, match="style"):
+    with pytest.raises(ValueError, match=r"^style: "):
         mod.gamma_beta(torch.randn(2, 3, 5, 5))
 
 
