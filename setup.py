@@ -17,7 +17,15 @@ TEST_REQUIRES = [
     "pyyaml>=6",
     "scipy>=1.9",  # independent reference (sqrtm) in the evaluation tests
 ]
-DOCS_REQUIRES = ["sphinx>=7"]
+DOCS_REQUIRES = [
+    "sphinx>=7",
+    "furo>=2024.1.29",
+    "sphinx-copybutton>=0.5",
+    "sphinx-gallery>=0.17",
+    "sphinx-mathjax-offline>=0.0.2",  # MathJax 3 served from the build: math renders offline
+    "matplotlib>=3.7",
+]
+TEST_REQUIRES += DOCS_REQUIRES[1:]  # the test suite builds the docs (and runs the gallery)
 
 setup(
     name="ganblocks",

@@ -54,7 +54,7 @@ GB_HD T act_fn(T z, T alpha) {
   if constexpr (A == kLinear) {
     return z;
   } else if constexpr (A == kRelu) {
-    return z > T(0) ? z : T(0);
+    return z <= T(0) ? T(0) : z;  // NaN passes through, as with torch.relu
   } else if constexpr (A == kLrelu) {
     return z > T(0) ? z : z * alpha;
   } else if constexpr (A == kTanh) {
@@ -79,7 +79,7 @@ GB_HD T act_d1(T z, T alpha) {
   if constexpr (A == kLinear) {
     return T(1);
   } else if constexpr (A == kRelu) {
-    return z > T(0) ? T(1) : T(0);
+    return z <= T(0) ? T(0) : T(1);  // torch: the gradient passes where relu(z) is not <= 0
   } else if constexpr (A == kLrelu) {
     return z > T(0) ? T(1) : alpha;
   } else if constexpr (A == kTanh) {
@@ -89,10 +89,10 @@ GB_HD T act_d1(T z, T alpha) {
     const T s = m_sigmoid(z);
     return s * (T(1) - s);
   } else if constexpr (A == kElu) {
-    return z > T(0) ? T(1) : m_exp(z);
+    return z <= T(0) ? m_exp(z) : T(1);  // torch's elu_backward branches on z <= 0
   } else if constexpr (A == kSelu) {
     const T s = T(kSeluScale), a = T(kSeluAlpha);
-    return z > T(0) ? s : s * a * m_exp(z);
+    return z <= T(0) ? s * a * m_exp(z) : s;
   } else if constexpr (A == kSoftplus) {
     return z > T(20) ? T(1) : m_sigmoid(z);
   } else {  // kSwish: s + z s (1 - s)
@@ -114,10 +114,10 @@ GB_HD T act_d2(T z, T alpha) {
     const T s = m_sigmoid(z);
     return s * (T(1) - s) * (T(1) - T(2) * s);
   } else if constexpr (A == kElu) {
-    return z > T(0) ? T(0) : m_exp(z);
+    return z < T(0) ? m_exp(z) : T(0);  // torch's elu double backward branches on z < 0
   } else if constexpr (A == kSelu) {
     const T s = T(kSeluScale), a = T(kSeluAlpha);
-    return z > T(0) ? T(0) : s * a * m_exp(z);
+    return z < T(0) ? s * a * m_exp(z) : T(0);
   } else if constexpr (A == kSoftplus) {
     if (z > T(20)) return T(0);
     const T s = m_sigmoid(z);

@@ -10,22 +10,12 @@
 // same vectorised (SLEEF) functions torch's own elementwise ops use, so the transcendental
 // activations vectorise as well as the piecewise-linear ones.
 
-// Select the widest SIMD implementation of at::vec that this compilation targets (the build uses
-// -march=native on x86-64); without these, at::vec falls back to portable scalar code.
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
-    defined(__AVX512VL__) && !defined(CPU_CAPABILITY)
-#define CPU_CAPABILITY AVX512
-#define CPU_CAPABILITY_AVX512
-#elif defined(__AVX2__) && defined(__FMA__) && !defined(CPU_CAPABILITY)
-#define CPU_CAPABILITY AVX2
-#define CPU_CAPABILITY_AVX2
-#endif
+#include "cpu_vec.h"  // first: selects the SIMD width of at::vec
 
 #include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <ATen/cpu/vec/vec.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
@@ -47,9 +37,6 @@ enum Mode : int { kForward = 0, kGrad = 1, kGrad2 = 2 };
 
 constexpr int64_t kPiece = 16384;  // elements per work item
 
-template <typename T>
-using Vec = at::vec::Vectorized<T>;
-
 // ---- activations on SIMD vectors (same formulas as activations.h) -------------------------
 
 template <typename T>
@@ -69,7 +56,7 @@ inline Vec<T> vact(const Vec<T>& z, const Vec<T>& alpha) {
   if constexpr (A == kLinear) {
     return z;
   } else if constexpr (A == kRelu) {
-    return at::vec::maximum(z, zero);
+    return at::vec::maximum(z, zero);  // NaN propagates
   } else if constexpr (A == kLrelu) {
     return select(z > zero, z, z * alpha);
   } else if constexpr (A == kTanh) {
@@ -95,7 +82,7 @@ inline Vec<T> vact_d1(const Vec<T>& z, const Vec<T>& alpha) {
   if constexpr (A == kLinear) {
     return one;
   } else if constexpr (A == kRelu) {
-    return select(z > zero, one, zero);
+    return select(z <= zero, zero, one);  // as torch: passes where relu(z) is not <= 0
   } else if constexpr (A == kLrelu) {
     return select(z > zero, one, alpha);
   } else if constexpr (A == kTanh) {
@@ -105,11 +92,11 @@ inline Vec<T> vact_d1(const Vec<T>& z, const Vec<T>& alpha) {
     const Vec<T> s = vsigmoid(z);
     return s * (one - s);
   } else if constexpr (A == kElu) {
-    return select(z > zero, one, z.exp());
+    return select(z <= zero, z.exp(), one);  // torch's elu_backward branches on z <= 0
   } else if constexpr (A == kSelu) {
     const Vec<T> s = Vec<T>(static_cast<T>(kSeluScale));
     const Vec<T> sa = Vec<T>(static_cast<T>(kSeluScale * kSeluAlpha));
-    return select(z > zero, s, sa * z.exp());
+    return select(z <= zero, sa * z.exp(), s);
   } else if constexpr (A == kSoftplus) {
     return select(z > Vec<T>(T(20)), one, vsigmoid(z));
   } else {
@@ -130,10 +117,10 @@ inline Vec<T> vact_d2(const Vec<T>& z, const Vec<T>& alpha) {
     const Vec<T> s = vsigmoid(z);
     return s * (one - s) * (one - two * s);
   } else if constexpr (A == kElu) {
-    return select(z > zero, zero, z.exp());
+    return select(z < zero, z.exp(), zero);  // torch's elu double backward: z < 0
   } else if constexpr (A == kSelu) {
     const Vec<T> sa = Vec<T>(static_cast<T>(kSeluScale * kSeluAlpha));
-    return select(z > zero, zero, sa * z.exp());
+    return select(z < zero, sa * z.exp(), zero);
   } else if constexpr (A == kSoftplus) {
     const Vec<T> s = vsigmoid(z);
     return select(z > Vec<T>(T(20)), zero, s * (one - s));
@@ -144,28 +131,6 @@ inline Vec<T> vact_d2(const Vec<T>& z, const Vec<T>& alpha) {
 }
 
 // ---- loads and stores in the compute type ------------------------------------------------
-
-template <typename T, typename scalar_t>
-inline Vec<T> vload(const scalar_t* p) {
-  if constexpr (std::is_same_v<scalar_t, T>) {
-    return Vec<T>::loadu(p);
-  } else {
-    T buf[Vec<T>::size()];
-    for (int k = 0; k < Vec<T>::size(); ++k) buf[k] = static_cast<T>(p[k]);
-    return Vec<T>::loadu(buf);
-  }
-}
-
-template <typename T, typename scalar_t>
-inline void vstore(const Vec<T>& v, scalar_t* p) {
-  if constexpr (std::is_same_v<scalar_t, T>) {
-    v.store(p);
-  } else {
-    T buf[Vec<T>::size()];
-    v.store(buf);
-    for (int k = 0; k < Vec<T>::size(); ++k) p[k] = static_cast<scalar_t>(buf[k]);
-  }
-}
 
 struct Scalars {
   double alpha, gain, clamp;  // clamp < 0: none
@@ -185,7 +150,9 @@ inline Vec<T> compute(const Vec<T>& x, const Vec<T>& b, const Vec<T>& dy, const 
     if constexpr (MODE == kGrad2) r = r * g;
     if (has_clamp) {
       const Vec<T> v = vact<A>(z, alpha) * gain;
-      r = r & ((v >= c.neg()) & (v <= c));  // torch.clamp passes the gradient on [-c, c]
+      // torch.clamp passes the gradient on [-c, c]; a multiply (not a bit mask) keeps a NaN
+      // derivative NaN, as the reference's chain of products does.
+      r = r * (((v >= c.neg()) & (v <= c)) & Vec<T>(T(1)));
     }
     return r;
   }
@@ -207,12 +174,12 @@ at::opmath_type<scalar_t> run_span(int64_t n, const scalar_t* x, const scalar_t*
   Vec<T> acc(T(0));
   int64_t i = 0;
   for (; i + L <= n; i += L) {
-    const Vec<T> xv = vload<T>(x + i);
-    const Vec<T> bv = VB ? vload<T>(bvec + i) : bconst;
-    const Vec<T> dyv = MODE >= kGrad ? vload<T>(dy + i) : zero;
-    const Vec<T> gv = MODE == kGrad2 ? vload<T>(g + i) : zero;
+    const Vec<T> xv = load_op<T>(x + i);
+    const Vec<T> bv = VB ? load_op<T>(bvec + i) : bconst;
+    const Vec<T> dyv = MODE >= kGrad ? load_op<T>(dy + i) : zero;
+    const Vec<T> gv = MODE == kGrad2 ? load_op<T>(g + i) : zero;
     const Vec<T> r = compute<MODE, A, T>(xv, bv, dyv, gv, alpha, gain, c, has_clamp);
-    vstore(r, out + i);
+    store_op<T>(r, out + i);
     acc = acc + r;
   }
   T lanes[L];
@@ -305,16 +272,18 @@ void run(const Inputs& in, at::Tensor& out, const Scalars& sc, at::Tensor* db) {
       }
     });
     if (db) {
-      std::vector<T> acc(C, T(0));
+      std::vector<double> acc(C, 0.0);
       for (int64_t it = 0; it < items; ++it) acc[(it / kr) % C] += partial[it];
       T* dbp = db->mutable_data_ptr<T>();
-      for (int64_t ch = 0; ch < C; ++ch) dbp[ch] = acc[ch];
+      for (int64_t ch = 0; ch < C; ++ch) dbp[ch] = static_cast<T>(acc[ch]);
     }
   } else {
     // Interleaved: rows of C elements with the bias varying along the row.
     const int64_t rows_per_item = std::max<int64_t>(1, kPiece / C);
     const int64_t items = (outer + rows_per_item - 1) / rows_per_item;
-    std::vector<T> partial(db ? items * C : 0, T(0));
+    // Per-channel partial sums in float64: a float32 running sum over many rows would round
+    // far more than the reference's (pairwise) reduction.
+    std::vector<double> partial(db ? items * C : 0, 0.0);
     at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
       for (int64_t it = begin; it < end; ++it) {
         const int64_t r0 = it * rows_per_item, r1 = std::min(outer, r0 + rows_per_item);
@@ -324,19 +293,20 @@ void run(const Inputs& in, at::Tensor& out, const Scalars& sc, at::Tensor* db) {
           run_span<MODE, A, true, scalar_t>(C, x + start, dy ? dy + start : nullptr,
                                             g ? g + start : nullptr, b, T(0), orow, sc);
           if (db) {
-            T* __restrict pp = partial.data() + it * C;
-            // Sum what was just written (still in cache), in the compute type.
-            for (int64_t ch = 0; ch < C; ++ch) pp[ch] += static_cast<T>(orow[ch]);
+            double* __restrict pp = partial.data() + it * C;
+            // Sum what was just written (still in cache).
+            for (int64_t ch = 0; ch < C; ++ch) pp[ch] += static_cast<double>(orow[ch]);
           }
         }
       }
     });
     if (db) {
-      T* dbp = db->mutable_data_ptr<T>();
-      for (int64_t ch = 0; ch < C; ++ch) dbp[ch] = T(0);
+      std::vector<double> acc(C, 0.0);
       for (int64_t it = 0; it < items; ++it) {
-        for (int64_t ch = 0; ch < C; ++ch) dbp[ch] += partial[it * C + ch];
+        for (int64_t ch = 0; ch < C; ++ch) acc[ch] += partial[it * C + ch];
       }
+      T* dbp = db->mutable_data_ptr<T>();
+      for (int64_t ch = 0; ch < C; ++ch) dbp[ch] = static_cast<T>(acc[ch]);
     }
   }
 }
@@ -362,15 +332,14 @@ std::tuple<at::Tensor, at::Tensor> launch(const Inputs& in, int64_t act, double 
   const int a = static_cast<int>(act);
   TORCH_CHECK(a >= kLinear && a <= kSwish, "bias_act: unknown activation id ", act);
   at::Tensor out = at::empty_like(in.x);
-  at::Tensor db;
   const at::ScalarType opmath = in.x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  if (want_db) {
-    TORCH_CHECK(in.has_b, "bias_act: want_db needs a bias");
-    db = at::empty({in.b.numel()}, in.x.options().dtype(opmath));
-  }
+  if (want_db) TORCH_CHECK(in.has_b, "bias_act: want_db needs a bias");
+  // Without want_db the second result is an empty tensor (never an undefined one), so that the
+  // op's fake kernel and its autograd formula see one fixed signature.
+  at::Tensor db = at::empty({want_db ? in.b.numel() : 0}, in.x.options().dtype(opmath));
   const Scalars sc{alpha, gain, clamp};
   at::Tensor* dbp = want_db ? &db : nullptr;
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, in.x.scalar_type(), "bias_act_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, in.x.scalar_type(), "bias_act_cpu", [&] {
     dispatch<MODE, scalar_t>(a, in, out, sc, dbp);
   });
   return {out, db};

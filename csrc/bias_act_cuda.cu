@@ -26,10 +26,31 @@ __global__ void __launch_bounds__(kThreads) bias_act_kernel(BiasActArgs a) {
   const bool has_clamp = a.clamp >= 0;
   const T c = static_cast<T>(has_clamp ? a.clamp : 0.0);
   const int act = a.act;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.numel;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  // The bias index of element i is (i / inner) % C. It is tracked incrementally along the
+  // grid-stride loop: two divisions per thread, none per element.
+  int64_t r = 0, ch = 0, step_r = 0, step_c = 0;  // i % inner, (i / inner) % C, their steps
+  if (b != nullptr && i < a.numel) {
+    const int64_t q = i / a.inner;
+    r = i - q * a.inner;
+    ch = q % a.C;
+    const int64_t sq = stride / a.inner;
+    step_r = stride - sq * a.inner;
+    step_c = sq % a.C;
+  }
+  for (; i < a.numel; i += stride) {
     T z = to_op(x[i]);
-    if (b != nullptr) z += to_op(b[(i / a.inner) % a.C]);
+    if (b != nullptr) {
+      z += to_op(b[ch]);
+      r += step_r;
+      ch += step_c;
+      if (r >= a.inner) {
+        r -= a.inner;
+        ++ch;
+      }
+      if (ch >= a.C) ch -= a.C;
+    }
     T r;
     if (MODE == 0) {
       r = act_fn_rt(act, z, alpha) * gain;

@@ -40,9 +40,18 @@ __host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) {
   return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
 
+// Launch limits (kept equal to _CUDA_MAX_* in ganblocks/ops/native.py, whose self-check builds
+// inputs just past them): a 1-D grid has at most kMaxBlocks1D blocks and strides over the rest
+// (4096 x 256 threads fill any current GPU); the tiled upfirdn2d kernels stride over more than
+// kMaxGridZ planes, and hand outputs taller than kMaxGridY tiles to the generic kernel. The
+// limits are low enough that a small input exercises each of these paths.
+constexpr int64_t kMaxBlocks1D = 4096;
+constexpr int64_t kMaxGridZ = 4096;
+constexpr int64_t kMaxGridY = 65535;
+
 inline unsigned int grid_1d(int64_t n, int threads) {
   int64_t blocks = (n + threads - 1) / threads;
-  if (blocks > 65535 * 8) blocks = 65535 * 8;  // grid-stride loops cover the rest
+  if (blocks > kMaxBlocks1D) blocks = kMaxBlocks1D;  // grid-stride loops cover the rest
   return static_cast<unsigned int>(blocks < 1 ? 1 : blocks);
 }
 

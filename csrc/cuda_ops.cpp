@@ -138,7 +138,10 @@ at::Tensor run(const Dense& d, int mode, int64_t act, double alpha, double gain,
   return out;
 }
 
-at::Tensor bias_sum(const at::Tensor& t, int64_t dim) {
+// The bias gradient, or an empty tensor when not wanted (never an undefined one: the op's fake
+// kernel and autograd formula see one fixed signature).
+at::Tensor bias_sum(const at::Tensor& t, int64_t dim, bool want_db) {
+  if (!want_db) return at::empty({0}, t.options().dtype(opmath_of(t.scalar_type())));
   std::vector<int64_t> dims;
   for (int64_t k = 0; k < t.dim(); ++k) {
     if (k != dim) dims.push_back(k);
@@ -158,7 +161,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_grad_cuda(const at::Tensor& dy, cons
                                                       double gain, double clamp, bool want_db) {
   c10::cuda::CUDAGuard guard(x.device());
   at::Tensor dx = run(prepare(x, &dy, nullptr, b, dim), 1, act, alpha, gain, clamp);
-  return {dx, want_db ? bias_sum(dx, dim) : at::Tensor()};
+  return {dx, bias_sum(dx, dim, want_db)};
 }
 
 std::tuple<at::Tensor, at::Tensor> bias_act_grad2_cuda(const at::Tensor& g, const at::Tensor& dy,
@@ -168,7 +171,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_grad2_cuda(const at::Tensor& g, cons
                                                        double gain, double clamp, bool want_db) {
   c10::cuda::CUDAGuard guard(x.device());
   at::Tensor d = run(prepare(x, &dy, &g, b, dim), 2, act, alpha, gain, clamp);
-  return {d, want_db ? bias_sum(d, dim) : at::Tensor()};
+  return {d, bias_sum(d, dim, want_db)};
 }
 
 }  // namespace

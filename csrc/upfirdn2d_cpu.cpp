@@ -22,7 +22,11 @@
 //
 // Work is split over (image, channel, strip of output rows) with at::parallel_for; the inner
 // loops run over contiguous buffers with compile-time tap counts and strides so that the
-// compiler vectorises them. Channels-last inputs use a direct kernel vectorised over channels.
+// compiler vectorises them. Channels-last inputs run the same two strategies with whole pixels
+// (all channels) as the unit, vectorised over channels. bfloat16/float16 rows are converted to
+// and from float a SIMD vector at a time.
+
+#include "cpu_vec.h"  // first: selects the SIMD width of at::vec
 
 #include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
@@ -36,6 +40,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include "ops.h"
@@ -265,12 +270,36 @@ void combine_rows(const T* const* rows, const T* ws, int64_t k, int64_t n, O* __
   }
 }
 
+// combine_rows into `out` of the tensor's dtype O: directly when O is the compute type, else
+// through the float row `tmp` and one vectorised conversion.
+template <typename T, typename O>
+inline void emit_rows(const T* const* rows, const T* ws, int64_t k, int64_t n, O* out, T* tmp,
+                      T* acc) {
+  if constexpr (std::is_same_v<T, O>) {
+    combine_rows(rows, ws, k, n, out, acc);
+  } else {
+    combine_rows(rows, ws, k, n, tmp, acc);
+    convert_n(tmp, out, n);
+  }
+}
+
+// interleave into `out` of dtype O (through `tmp` when O is not the compute type).
+template <typename T, typename O>
+inline void emit_phases(const T* ph, int64_t ldp, const Axis& a, O* out, T* tmp) {
+  if constexpr (std::is_same_v<T, O>) {
+    interleave(ph, ldp, a, out);
+  } else {
+    interleave(ph, ldp, a, tmp);
+    convert_n(tmp, out, a.out);
+  }
+}
+
 // Copies input row `src` (element stride sw) into buf[lpad .. lpad + n) in the compute type; the
 // zero margins of buf are written once by the caller.
 template <typename scalar_t, typename T>
 inline void load_row(const scalar_t* __restrict src, int64_t sw, int64_t n, T* __restrict dst) {
   if (sw == 1) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+    convert_n(src, dst, n);
   } else {
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i * sw]);
   }
@@ -333,7 +362,7 @@ void upfirdn2d_nchw(const at::Tensor& x, at::Tensor& out, const Geometry& g,
   const int64_t nstrips = (g.OH + R - 1) / R;
   const int64_t items = g.N * g.C * nstrips;
   const int64_t work_per_item = std::max<int64_t>(1, R * g.OW * (separable ? 4 : g.fh));
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / work_per_item);
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / work_per_item);
 
   at::parallel_for(0, items, grain, [&](int64_t begin, int64_t end) {
     const int64_t max_rows = std::min<int64_t>(g.H, (R - 1) * g.downy / g.upy + g.fh + 2);
@@ -341,7 +370,7 @@ void upfirdn2d_nchw(const at::Tensor& x, at::Tensor& out, const Geometry& g,
     std::vector<T> rows(separable ? 0 : max_rows * row_len, T(0));  // padded input rows
     std::vector<T> hbuf(separable ? max_rows * ldh : 0);        // horizontally filtered rows
     std::vector<T> ph(ax.P * ldp);
-    std::vector<T> acc(g.OW);
+    std::vector<T> acc(g.OW), tmp(g.OW);
     std::vector<const T*> rp(g.fh);
     std::vector<T> rw(g.fh);
     for (int64_t item = begin; item < end; ++item) {
@@ -383,11 +412,11 @@ void upfirdn2d_nchw(const at::Tensor& x, at::Tensor& out, const Geometry& g,
           ++k;
         }
         if (separable) {
-          combine_rows(rp.data(), rw.data(), k, g.OW, orow, acc.data());
+          emit_rows(rp.data(), rw.data(), k, g.OW, orow, tmp.data(), acc.data());
         } else if (k == 0) {
           std::fill(orow, orow + g.OW, static_cast<scalar_t>(T(0)));
         } else {
-          interleave(ph.data(), ldp, ax, orow);
+          emit_phases(ph.data(), ldp, ax, orow, tmp.data());
         }
       }
     }
@@ -437,6 +466,81 @@ void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
         }
         scalar_t* __restrict o = orow + ox * C;
         for (int64_t ch = 0; ch < C; ++ch) o[ch] = static_cast<scalar_t>(a[ch]);
+      }
+    }
+  });
+}
+
+// Channels-last with a separable filter (col ⊗ row): a horizontal pass filters each input row an
+// output strip needs (all channels of a pixel at once) into a float row buffer, and a vertical
+// pass combines buffered rows into each output row: fw + fh multiply-adds per output, not fw·fh.
+template <typename scalar_t>
+void upfirdn2d_nhwc_separable(const at::Tensor& x, at::Tensor& out, const Geometry& g,
+                              const at::opmath_type<scalar_t>* wx,
+                              const at::opmath_type<scalar_t>* wy) {
+  using T = at::opmath_type<scalar_t>;
+  const int64_t C = g.C;
+  const int64_t row = g.OW * C;  // one horizontally filtered row
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  scalar_t* op = out.mutable_data_ptr<scalar_t>();
+  // Taps of every output column, planned once.
+  std::vector<int64_t> tx0(g.OW), ix0(g.OW), ntx(g.OW);
+  for (int64_t ox = 0; ox < g.OW; ++ox) {
+    output_taps(ox, g.upx, g.downx, g.px0, g.fw, tx0[ox], ix0[ox], ntx[ox]);
+  }
+  // Output rows per work item: the buffered rows stay around 256 KiB.
+  const int64_t budget = std::max<int64_t>(1, (int64_t(64) << 10) / std::max<int64_t>(row, 1));
+  const int64_t R = std::min(g.OH, std::max<int64_t>(1, budget * g.upy / g.downy - g.fh));
+  const int64_t nstrips = (g.OH + R - 1) / R;
+  const int64_t max_rows = std::min<int64_t>(g.H, (R - 1) * g.downy / g.upy + g.fh + 2);
+  const int64_t work_per_item = std::max<int64_t>(1, R * row * 4);
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / work_per_item);
+  at::parallel_for(0, g.N * nstrips, grain, [&](int64_t begin, int64_t end) {
+    std::vector<T> xrow(std::is_same_v<scalar_t, T> ? 0 : g.W * C);
+    std::vector<T> hbuf(max_rows * row), acc(row), tmp(row);
+    std::vector<const T*> rp(g.fh);
+    std::vector<T> rw(g.fh);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / nstrips, strip = item % nstrips;
+      const int64_t oy0 = strip * R, oy1 = std::min(g.OH, oy0 + R);
+      int64_t lo, hi;
+      rows_needed(g, oy0, oy1, lo, hi);
+      TORCH_INTERNAL_ASSERT(hi < lo || hi - lo + 1 <= max_rows);
+      for (int64_t iy = lo; iy <= hi; ++iy) {
+        const scalar_t* src = xp + (n * g.H + iy) * g.W * C;
+        const T* s;
+        if constexpr (std::is_same_v<scalar_t, T>) {
+          s = src;
+        } else {
+          convert_n(src, xrow.data(), g.W * C);
+          s = xrow.data();
+        }
+        T* h = hbuf.data() + (iy - lo) * row;
+        for (int64_t ox = 0; ox < g.OW; ++ox) {
+          T* __restrict hv = h + ox * C;
+          std::fill(hv, hv + C, T(0));
+          for (int64_t m = 0; m < ntx[ox]; ++m) {
+            const int64_t ix = ix0[ox] + m;
+            if (ix < 0 || ix >= g.W) continue;
+            const T wv = wx[tx0[ox] + m * g.upx];
+            const T* __restrict sv = s + ix * C;
+            for (int64_t ch = 0; ch < C; ++ch) hv[ch] += wv * sv[ch];
+          }
+        }
+      }
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        int64_t ty0, iy0, nty;
+        output_taps(oy, g.upy, g.downy, g.py0, g.fh, ty0, iy0, nty);
+        int64_t k = 0;
+        for (int64_t m = 0; m < nty; ++m) {
+          const int64_t iy = iy0 + m;
+          if (iy < 0 || iy >= g.H) continue;
+          rp[k] = hbuf.data() + (iy - lo) * row;
+          rw[k] = wy[ty0 + m * g.upy];
+          ++k;
+        }
+        emit_rows(rp.data(), rw.data(), k, row, op + (n * g.OH + oy) * row, tmp.data(),
+                  acc.data());
       }
     }
   });
@@ -518,30 +622,36 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x, const at::Tensor& w, int64_t upx, 
                        : at::empty({g.N, g.C, g.OH, g.OW}, x.options());
   if (out.numel() == 0) return out;
   const at::Tensor wc = w.contiguous();
+  const bool small_planes = !channels_last && g.C >= 16 && g.OW < 32 && g.W < 32;
 
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "upfirdn2d_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "upfirdn2d_cpu", [&] {
     using T = at::opmath_type<scalar_t>;
     const T* wp = wc.const_data_ptr<T>();
-    std::vector<T> col, row, w2;
+    std::vector<T> col, row;
+    // Rank-1 tolerance: rounding level of the input's dtype (float32 taps are rounded there).
+    const double tol = std::is_same_v<scalar_t, double> ? 1e-14 : 4.0 * 1.1920929e-7;
+    const bool split = wc.dim() == 2 && split_rank1(wp, g.fh, g.fw, tol, col, row);
+    const T* wx = wc.dim() == 1 ? wp : row.data();
+    const T* wy = wc.dim() == 1 ? wp : col.data();
     if (channels_last) {
-      if (wc.dim() == 1) {  // the separable filter as its 2-D outer product
-        w2.resize(g.fh * g.fw);
-        for (int64_t i = 0; i < g.fh; ++i) {
-          for (int64_t j = 0; j < g.fw; ++j) w2[i * g.fw + j] = wp[i] * wp[j];
-        }
-        wp = w2.data();
-      }
-      upfirdn2d_nhwc<scalar_t>(x, out, g, wp);
-    } else if (wc.dim() == 1) {
-      upfirdn2d_nchw<scalar_t>(x, out, g, wp, wp, nullptr);
-    } else {
-      // Rank-1 tolerance: rounding level of the input's dtype (float32 taps are rounded there).
-      const double tol = std::is_same_v<scalar_t, double> ? 1e-14 : 4.0 * 1.1920929e-7;
-      if (split_rank1(wp, g.fh, g.fw, tol, col, row)) {
-        upfirdn2d_nchw<scalar_t>(x, out, g, row.data(), col.data(), nullptr);
+      if (wc.dim() == 1 || split) {
+        upfirdn2d_nhwc_separable<scalar_t>(x, out, g, wx, wy);
       } else {
-        upfirdn2d_nchw<scalar_t>(x, out, g, nullptr, nullptr, wp);
+        upfirdn2d_nhwc<scalar_t>(x, out, g, wp);
       }
+    } else if ((wc.dim() == 1 || split) && small_planes) {
+      // Many small planes (StyleGAN's 4x4 and 8x8 layers): rows this short cannot amortise the
+      // per-plane work of the planar kernel, so run the channels-last kernel (vectorised over
+      // channels) on a channels-last copy and copy the (small) result back to NCHW.
+      const at::Tensor xt = x.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor ot = at::empty({g.N, g.C, g.OH, g.OW},
+                                x.options().memory_format(at::MemoryFormat::ChannelsLast));
+      upfirdn2d_nhwc_separable<scalar_t>(xt, ot, g, wx, wy);
+      out.copy_(ot);
+    } else if (wc.dim() == 1 || split) {
+      upfirdn2d_nchw<scalar_t>(x, out, g, wx, wy, nullptr);
+    } else {
+      upfirdn2d_nchw<scalar_t>(x, out, g, nullptr, nullptr, wp);
     }
   });
   return out;

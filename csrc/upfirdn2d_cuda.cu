@@ -187,16 +187,17 @@ cudaError_t launch_tiled(const UpFirDn2dArgs& a, bool channels_last, cudaStream_
     using T = typename OpMath<S>::T;
     constexpr int CC = 64 / sizeof(T);
     constexpr int TW = DOWN == 1 ? 8 : 4, TH = TW;
-    if ((a.OH + TH - 1) / TH > 65535) return cudaErrorNotSupported;  // blockIdx.y indexes tiles
+    if ((a.OH + TH - 1) / TH > kMaxGridY) return cudaErrorNotSupported;  // y indexes tiles
     const dim3 grid(clamp_grid((a.OW + TW - 1) / TW, 2147483647),
-                    clamp_grid((a.OH + TH - 1) / TH, 65535),
-                    clamp_grid(a.N * ((a.C + CC - 1) / CC), 65535));
+                    clamp_grid((a.OH + TH - 1) / TH, kMaxGridY),
+                    clamp_grid(a.N * ((a.C + CC - 1) / CC), kMaxGridZ));
     upfirdn2d_tiled_nhwc<S, UP, DOWN, TW, TH><<<grid, kThreads, 0, stream>>>(a);
   } else {
     constexpr int TW = 32, TH = 32 / DOWN;
-    if ((a.OH + TH - 1) / TH > 65535) return cudaErrorNotSupported;  // blockIdx.y indexes tiles
+    if ((a.OH + TH - 1) / TH > kMaxGridY) return cudaErrorNotSupported;  // y indexes tiles
     const dim3 grid(clamp_grid((a.OW + TW - 1) / TW, 2147483647),
-                    clamp_grid((a.OH + TH - 1) / TH, 65535), clamp_grid(a.N * a.C, 65535));
+                    clamp_grid((a.OH + TH - 1) / TH, kMaxGridY),
+                    clamp_grid(a.N * a.C, kMaxGridZ));
     upfirdn2d_tiled_nchw<S, UP, DOWN, TW, TH><<<grid, kThreads, 0, stream>>>(a);
   }
   return cudaGetLastError();

@@ -11,11 +11,23 @@ union is empty) has no IoU (``NaN``) and is left out of the mean; a class that i
 never occurs in the targets has IoU 0 and counts. The ``ignore_index`` class, when it is one of
 the ``num_classes`` (e.g. a "don't care" label 0), is always left out; its target pixels are
 skipped, while predicting it elsewhere is still a miss for the true class.
+
+**Evaluated classes.** ``classes=[c_1, …, c_K]`` scores only those classes, the protocol of
+benchmarks whose label maps hold more ids than they evaluate (Cityscapes: 34 ``labelIds``, 19
+scored as ``trainIds``). With ``E`` the evaluated set, per class ``c`` of ``E``
+
+.. math:: \mathrm{IoU}_c = \frac{M_{cc}}{\sum_{p} M_{cp} + \sum_{t \in E} M_{tc} - M_{cc}},
+
+so target pixels of a class outside ``E`` are skipped (they are never anyone's false positive),
+while predicting a class outside ``E`` on a pixel of an evaluated class is a miss (a false
+negative) of that class. This is what cityscapesScripts computes from ``labelIds`` predictions.
+Without ``classes`` the evaluated set is every class except ``ignore_index``.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+import operator
+from typing import List, NamedTuple, Optional, Sequence, Union
 
 import torch
 
@@ -25,7 +37,10 @@ __all__ = ["MeanIoU", "MeanIoUResult", "confusion_matrix"]
 
 
 class MeanIoUResult(NamedTuple):
-    """``miou``: mean over the counted classes; ``iou: [C]`` float64 (``NaN``: not counted)."""
+    """``miou``: mean over the counted classes; ``iou: [C]`` float64 (``NaN``: not counted).
+
+    With evaluated ``classes``, ``iou`` is ``[K]``, in the order of ``classes``.
+    """
 
     miou: float
     iou: torch.Tensor
@@ -37,6 +52,24 @@ def _check_int_labels(x: object, name: str) -> torch.Tensor:
     if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
         raise TypeError(f"{name}: expected integer class indices, got dtype {x.dtype}")
     return x
+
+
+def _class_ids(classes: Sequence[int], num_classes: int) -> List[int]:
+    """``classes`` as a list of distinct ints in ``[0, num_classes)``, or a ValueError."""
+    ids: List[int] = []
+    try:
+        if isinstance(classes, (str, bytes)):
+            raise TypeError
+        for c in classes:
+            if isinstance(c, bool):
+                raise TypeError
+            ids.append(operator.index(c))
+    except TypeError:
+        ids = []
+    if not ids or len(set(ids)) != len(ids) or not all(0 <= c < num_classes for c in ids):
+        raise ValueError(f"classes: expected distinct integer class ids in [0, {num_classes}), "
+                         f"got {classes!r}")
+    return ids
 
 
 def confusion_matrix(
@@ -94,6 +127,9 @@ class MeanIoU:
         num_classes: ``C``, the number of classes the predictions range over.
         ignore_index: Target label whose pixels are skipped; when inside ``[0, C)`` that class is
             also excluded from the mean.
+        classes: Evaluated classes (distinct ids in ``[0, C)``, not ``ignore_index``): only their
+            IoU is computed and averaged (see the module docstring). Default: every class but
+            ``ignore_index``.
         device: Device of the confusion matrix (default: that of the first batch).
 
     Example:
@@ -105,6 +141,14 @@ class MeanIoU:
         tensor([0.5000, 0.5000,    nan], dtype=torch.float64)
         >>> result.miou
         0.5
+
+        Only classes 1 and 2 evaluated: the class-0 pixel is skipped, and predicting 0 on a
+        class-1 pixel is a miss of class 1 but no false positive of anything:
+
+        >>> metric = MeanIoU(3, classes=[1, 2])
+        >>> metric.update(torch.tensor([[0, 1, 0, 2]]), torch.tensor([[0, 1, 1, 2]]))
+        >>> metric.compute().iou  # class 1: 1 / (2 + 1 - 1); class 2: 1 / 1
+        tensor([0.5000, 1.0000], dtype=torch.float64)
     """
 
     def __init__(
@@ -112,6 +156,7 @@ class MeanIoU:
         num_classes: int,
         *,
         ignore_index: Optional[int] = None,
+        classes: Optional[Sequence[int]] = None,
         device: Optional[Union[str, torch.device]] = None,
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -122,6 +167,12 @@ class MeanIoU:
             raise TypeError(f"ignore_index: expected None or an integer, got {ignore_index!r}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+        self.classes: Optional[torch.Tensor] = None
+        if classes is not None:
+            ids = _class_ids(classes, num_classes)
+            if ignore_index is not None and ignore_index in ids:
+                raise ValueError(f"classes: ignore_index={ignore_index} cannot be evaluated")
+            self.classes = torch.tensor(ids, dtype=torch.long)
         self._device = torch.device(device) if device is not None else None
         self.confusion: Optional[torch.Tensor] = None
 
@@ -164,10 +215,17 @@ class MeanIoU:
                 self.num_classes, self.num_classes, dtype=torch.int64, device=self._device
             )
         conf = all_reduce_sum(local).to(torch.float64)
-        tp = conf.diagonal()
-        union = conf.sum(dim=0) + conf.sum(dim=1) - tp
+        if self.classes is not None:
+            ids = self.classes.to(conf.device)
+            rows = conf[ids]  # targets of the evaluated classes, every prediction
+            tp = rows[:, ids].diagonal()
+            union = rows.sum(dim=1) + rows[:, ids].sum(dim=0) - tp
+        else:
+            tp = conf.diagonal()
+            union = conf.sum(dim=0) + conf.sum(dim=1) - tp
         iou = torch.where(union > 0, tp / union.clamp_min(1.0), torch.full_like(tp, float("nan")))
-        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
+        if (self.classes is None and self.ignore_index is not None
+                and 0 <= self.ignore_index < self.num_classes):
             iou[self.ignore_index] = float("nan")
         counted = iou[~iou.isnan()]
         if counted.numel() == 0:

@@ -3,8 +3,8 @@
 A sample is ``softmax((logits + g) / tau)`` with i.i.d. Gumbel noise ``g = -log(-log(U))``,
 ``U ~ Uniform(0, 1)``. Its arg-max is an exact sample of ``Categorical(softmax(logits))``. In hard
 mode the forward value is the one-hot arg-max, and the gradient is that of the soft sample
-(straight-through estimator). The noise is drawn from an optional ``torch.Generator``, so samples
-are reproducible.
+(straight-through estimator). The noise is drawn from an optional ``torch.Generator`` on any
+device, so samples are reproducible.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def gumbel_softmax(
         hard: Return the one-hot arg-max of the sample in the forward pass, with the soft
             sample's gradient.
         dim: The class dimension.
-        generator: Source of the uniform noise (on ``logits``' device); ``None`` uses the global
-            generator.
+        generator: Source of the uniform noise, on any device: the noise is drawn on the
+            generator's device and moved to ``logits``' (so a CPU generator serves CUDA logits);
+            ``None`` uses the global generator of ``logits``' device.
 
     Returns:
         Same shape and dtype as ``logits``; sums to 1 along ``dim``.
@@ -53,7 +54,14 @@ def gumbel_softmax(
     tau = check_positive_float(tau, "tau")
     if isinstance(dim, bool) or not isinstance(dim, int) or not -logits.ndim <= dim < logits.ndim:
         raise ValueError(f"dim: expected an int in [-{logits.ndim}, {logits.ndim}), got {dim!r}")
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator: expected a torch.Generator or None, got {type(generator).__name__}"
+        )
+    # Draw on the generator's device (a CPU generator serves CUDA or meta logits), then move.
+    where = logits.device if generator is None else generator.device
+    u = torch.rand(logits.shape, generator=generator, device=where, dtype=logits.dtype)
+    u = u.to(logits.device)
     # U = 0 would give -log(-log(0)) = -inf; clamp to the smallest positive normal number.
     gumbels = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
     soft = torch.softmax((logits + gumbels) / tau, dim=dim)

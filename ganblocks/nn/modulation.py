@@ -170,7 +170,9 @@ def modulated_conv2d(
         demodulate: Normalise each output channel's weight to unit L2 norm per sample.
         up, down, f, padding: As in :func:`~ganblocks.ops.conv2d_resample`.
         fused: Grouped-convolution route (``True``) or activation-scaling route (``False``).
-        eps: Added to the squared norm before the reciprocal square root.
+        eps: Added to the squared norm before the reciprocal square root (with float16 inputs and
+            ``demodulate``, weight and styles are first divided by their maxima, which leaves the
+            result unchanged up to ``eps`` and keeps float16 from overflowing).
         flip_weight: ``True`` correlates with the weight (as ``torch.nn.functional.conv2d``),
             ``False`` convolves (see :func:`~ganblocks.ops.conv2d_resample`).
 
@@ -188,6 +190,13 @@ def modulated_conv2d(
     if not isinstance(styles, torch.Tensor) or tuple(styles.shape) != (n, x.shape[1]):
         shape = tuple(styles.shape) if isinstance(styles, torch.Tensor) else type(styles).__name__
         raise ValueError(f"styles: expected shape [{n}, {x.shape[1]}] ([N, I]), got {shape}")
+    if demodulate and x.dtype == torch.float16:
+        # Demodulation makes the result invariant to a per-output-channel scale of the weight and
+        # a per-sample scale of the styles: divide both by their maxima first so that the float16
+        # products and squared norms cannot overflow (as StyleGAN2 does).
+        weight = weight / weight.detach().abs().amax(dim=[1, 2, 3], keepdim=True).clamp_min(1e-8)
+        styles = styles / styles.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
+        weight = weight / math.sqrt(weight[0].numel())
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
     conv = {"up": up, "down": down, "padding": padding, "flip_weight": flip_weight}

@@ -41,7 +41,7 @@ class NoiseInjection(nn.Module):
         True
         >>> _ = layer.strength.data.fill_(0.5)
         >>> y = layer(x, noise_mode='const')
-        >>> torch.allclose(y - x, (0.5 * layer.const).expand_as(x))
+        >>> torch.allclose(y - x, (0.5 * layer.const).expand_as(x), atol=1e-6)
         True
     """
 

@@ -144,6 +144,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for dev in devices:
         if native.is_available(dev):
             ok &= self_check(dev, torch.float32, args.reps)
+        if dev.type == "cuda" and native.is_available(dev):
+            # The per-configuration checks of the common configurations, ahead of time (they are
+            # skipped during CUDA-graph capture and inside compiled regions).
+            results = native.verify(dev)
+            bad = [key for key, agrees in results.items() if not agrees]
+            print(f"\nverify on cuda: {len(results)} configurations checked, "
+                  f"{len(bad)} disagree{'' if not bad else ': ' + ', '.join(map(str, bad))}")
+            ok &= not bad
     print("\nself-check:", "passed" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -6,10 +6,16 @@ and the expected form, never with a stack trace from deep inside a convolution.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Sequence, Tuple, Union
 
 import torch
+
+try:
+    from numpy import bool_ as np_bool
+except ImportError:  # pragma: no cover - numpy is optional
+    np_bool = bool
 
 IntPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int]]
@@ -27,7 +33,7 @@ def check_tensor(x: object, name: str, *, ndim: int | None = None) -> torch.Tens
 
 
 def _as_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np_bool)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {value!r}")
     return int(value)
 
@@ -92,6 +98,20 @@ def filter_size(f: torch.Tensor | None) -> Tuple[int, int]:
 
 
 def check_gain(gain: object, name: str = "gain") -> float:
-    if isinstance(gain, bool) or not isinstance(gain, numbers.Real):
+    """Return ``gain`` as a float if it is a real number (Python or NumPy, not a bool or string)
+    and finite; else raise, naming it."""
+    if isinstance(gain, torch.Tensor) and gain.numel() == 1 and not gain.dtype.is_complex:
+        gain = gain.item()
+    if isinstance(gain, (bool, np_bool)) or not isinstance(gain, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {gain!r}")
-    return float(gain)
+    value = float(gain)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {gain!r}")
+    return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is a bool (Python or NumPy); else raise, naming it."""
+    if not isinstance(value, (bool, np_bool)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import native
-from ._params import check_tensor
+from ._params import _as_int, check_gain, check_tensor
 
 __all__ = ["ACTIVATIONS", "ActivationSpec", "BiasActParams", "bias_act"]
 
@@ -84,8 +84,7 @@ def _parse(
     if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ValueError(f"act: unknown activation {act!r}; expected one of {sorted(ACTIVATIONS)}")
     spec = ACTIVATIONS[act]
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"dim: expected an int, got {dim!r}")
+    dim = _as_int(dim, "dim")
     if b is not None:
         check_tensor(b, "b", ndim=1)
         if not 0 <= dim < x.ndim:
@@ -94,15 +93,13 @@ def _parse(
             raise ValueError(
                 f"b: expected {x.shape[dim]} elements (x.shape[{dim}]), got {b.shape[0]}"
             )
-    if clamp is not None and not clamp >= 0:
-        raise ValueError(f"clamp: expected None or a value >= 0, got {clamp!r}")
-    return BiasActParams(
-        spec=spec,
-        dim=dim,
-        alpha=float(spec.def_alpha if alpha is None else alpha),
-        gain=float(spec.def_gain if gain is None else gain),
-        clamp=None if clamp is None else float(clamp),
-    )
+    alpha = spec.def_alpha if alpha is None else check_gain(alpha, "alpha")
+    gain = spec.def_gain if gain is None else check_gain(gain, "gain")
+    if clamp is not None:
+        clamp = check_gain(clamp, "clamp")
+        if clamp < 0:
+            raise ValueError(f"clamp: expected None or a value >= 0, got {clamp!r}")
+    return BiasActParams(spec=spec, dim=dim, alpha=float(alpha), gain=float(gain), clamp=clamp)
 
 
 def bias_act_ref(x: torch.Tensor, b: Optional[torch.Tensor], p: BiasActParams) -> torch.Tensor:
@@ -143,7 +140,8 @@ def bias_act(
         gain: Scale after the activation; ``None`` is the activation's default (``sqrt(2)`` for
             relu, lrelu and swish, 1 otherwise).
         clamp: Clamp the output to ``[-clamp, clamp]`` after the gain; ``None`` disables it.
-        impl: ``'ref'``, ``'native'`` or ``None`` (native when built, else ref).
+        impl: ``'ref'``, ``'native'`` (``'cuda'`` is accepted as NVlabs' spelling of it) or
+            ``None`` (native when built, else ref).
 
     Returns:
         Same shape and dtype as ``x``.

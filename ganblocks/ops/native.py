@@ -36,9 +36,11 @@ import platform
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -55,12 +57,13 @@ __all__ = [
     "resolve_impl",
     "status",
     "upfirdn2d",
+    "verify",
 ]
 
 log = logging.getLogger(__name__)
 
 _IMPLS = (None, "ref", "native")
-_CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+_CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _CPU_SOURCES = ("ops.cpp", "upfirdn2d_cpu.cpp", "bias_act_cpu.cpp")
 _CUDA_SOURCES = ("cuda_ops.cpp", "upfirdn2d_cuda.cu", "bias_act_cuda.cu")
@@ -124,12 +127,14 @@ def _source_dir() -> Path:
     env = os.environ.get(_ENV_SOURCES)
     if env:
         return Path(env).expanduser()
-    try:
-        import ganblocks._csrc as csrc  # package data: the kernel sources
+    # A source checkout: the kernels beside this package (an editable install's mapping of
+    # ganblocks._csrc may point at another checkout).
+    beside = Path(__file__).resolve().parents[2] / "csrc"
+    if (beside / "ops.cpp").is_file():
+        return beside
+    import ganblocks._csrc as csrc  # an installed package: the kernel sources as package data
 
-        return Path(csrc.__file__).parent
-    except ImportError:  # pragma: no cover - a source checkout without the package mapping
-        return Path(__file__).resolve().parents[2] / "csrc"
+    return Path(csrc.__file__).parent
 
 
 def _cuda_home() -> Optional[str]:
@@ -363,62 +368,111 @@ def _compile(spec: Dict[str, Any], folder: Path) -> Path:
     return Path(path)
 
 
+def _fallback_cache() -> Path:
+    """Where builds go when the cache folder cannot be written: a per-user temporary folder."""
+    uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    return Path(tempfile.gettempdir()) / f"ganblocks-{uid}"
+
+
+def _writable(root: Path) -> Optional[str]:
+    """None when ``root / 'native'`` can be created and written, else the reason."""
+    try:
+        folder = root / "native"
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _build_and_load(flavour: str) -> Path:
+    """Load the build of this flavour from the cache, or build it there first.
+
+    The compiler runs in a private folder ``<key>.tmp-<pid>-<random>`` that is renamed into place
+    (with its ``build.json`` marker) only when complete, so a build folder is either absent or
+    finished, and compiler processes left behind by a killed build can only write into their
+    own, abandoned folder (cleared by the next build, under the lock).
+    """
     spec = _build_spec(flavour)
-    folder = cache_dir() / "native" / f"{flavour}-{spec['key']}"
-    library = folder / f"{spec['name']}.so"
-    marker = folder / "build.json"
-    if marker.is_file() and library.is_file():
-        torch.ops.load_library(str(library))
-        return library
-    timeout = float(os.environ.get(_ENV_TIMEOUT, "1800"))
-    with _BuildLock(folder.with_name(folder.name + ".lock"), timeout=timeout) as lock:
-        if marker.is_file() and library.is_file():  # built by another process meanwhile
+    name = f"{flavour}-{spec['key']}"
+    root = cache_dir()
+
+    def finished(root: Path) -> Tuple[Path, Optional[Path]]:
+        """The build folder under ``root``, and its library when complete (loaded)."""
+        folder = root / "native" / name
+        library = folder / f"{spec['name']}.so"
+        if (folder / "build.json").is_file() and library.is_file():
             torch.ops.load_library(str(library))
+            return folder, library
+        return folder, None
+
+    folder, library = finished(root)
+    if library is not None:
+        return library
+    reason = _writable(root)
+    if reason is not None:
+        fallback = _fallback_cache()
+        warnings.warn(
+            f"ganblocks: the build cache {root} is not writable ({reason}); building the native "
+            f"kernels in {fallback} instead, which the system may clear. Set {_ENV_CACHE} to a "
+            "writable folder to keep the build.",
+            NativeBuildWarning,
+            stacklevel=4,
+        )
+        folder, library = finished(fallback)
+        if library is not None:
             return library
-        leftovers = folder.exists() and any(folder.iterdir())
-        if lock.stale or leftovers:
+    timeout = float(os.environ.get(_ENV_TIMEOUT, "1800"))
+    with _BuildLock(folder.with_name(name + ".lock"), timeout=timeout) as lock:
+        _, library = finished(folder.parent.parent)  # built by another process meanwhile?
+        if library is not None:
+            return library
+        leftovers = folder.exists()
+        abandoned = sorted(folder.parent.glob(name + ".tmp-*"))
+        if lock.stale or leftovers or abandoned:
             baton = folder / "lock"
             what = []
             if lock.stale:
                 what.append(f"a stale build lock left by {_describe(lock.stale)}")
             if baton.exists():
                 what.append(f"torch's build lock {baton}")
-            if leftovers:
+            if leftovers or abandoned:
                 what.append("a half-built folder")
             warnings.warn(
-                f"ganblocks: cleared {', '.join(what)} in {folder} (an earlier build was "
-                "interrupted); rebuilding the native kernels",
+                f"ganblocks: cleared {', '.join(what)} in {folder.parent} (an earlier build of "
+                f"{name} was interrupted); rebuilding the native kernels",
                 NativeBuildWarning,
                 stacklevel=4,
             )
-            shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
+            for path in [folder, *abandoned]:
+                shutil.rmtree(path, ignore_errors=True)
+        private = Path(tempfile.mkdtemp(prefix=f"{name}.tmp-{os.getpid()}-", dir=folder.parent))
         print(
-            f"ganblocks: compiling the native {flavour.upper()} kernels (once; about a minute) "
-            f"into {folder}",
+            f"ganblocks: compiling the native {flavour.upper()} kernels (once; about a minute, "
+            f"more on a busy machine) into {folder}",
             file=sys.stderr,
             flush=True,
         )
         start = time.monotonic()
         try:
-            path = _compile(spec, folder)
+            built = _compile(spec, private)
+            info = {
+                "torch": torch.__version__,
+                "flavour": flavour,
+                "key": spec["key"],
+                "seconds": round(time.monotonic() - start, 1),
+                "library": built.name,
+            }
+            (private / "build.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+            os.rename(private, folder)
         except BaseException:
-            # A failed build leaves nothing behind: a later process starts clean (a folder
-            # without its marker therefore always means an interrupted build).
-            shutil.rmtree(folder, ignore_errors=True)
+            # A failed build leaves nothing behind.
+            shutil.rmtree(private, ignore_errors=True)
             raise
-        info = {
-            "torch": torch.__version__,
-            "flavour": flavour,
-            "key": spec["key"],
-            "seconds": round(time.monotonic() - start, 1),
-            "library": path.name,
-        }
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
-        os.replace(tmp, marker)
-        return path
+        print(f"ganblocks: native kernels built in {info['seconds']:.0f} s (cached for later "
+              "runs)", file=sys.stderr, flush=True)
+        return folder / built.name
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -432,8 +486,30 @@ def _failure_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}"
 
 
-def _ensure_built() -> bool:
-    """Build or load the extension once per process; ``True`` when the native ops are usable."""
+def _build_with_cpu_retry(flavour: str) -> Path:
+    """Build ``flavour``; when a CUDA build fails, warn and build the CPU kernels alone, so that
+    a CUDA-side problem (toolkit, architecture, nvcc) never costs the CPU kernels."""
+    try:
+        return _build_and_load(flavour)
+    except Exception as exc:
+        if flavour != "cuda":
+            raise
+        warnings.warn(
+            "ganblocks: building the native CUDA kernels failed, so only the CPU kernels are "
+            "built; CUDA tensors use the reference path (results are the same, only slower).\n"
+            f"  Compiler said:\n    {_failure_message(exc)}\n  For CUDA kernels: a CUDA toolkit "
+            f"matching torch.version.cuda ({torch.version.cuda}) with CUDA_HOME set; then run "
+            "`python -m ganblocks.ops`.",
+            NativeBuildWarning,
+            stacklevel=5,
+        )
+        _state["flavour"] = "cpu"
+        return _build_and_load("cpu")
+
+
+def _ensure_built(*, warn_failure: bool = True) -> bool:
+    """Build or load the extension once per process; ``True`` when the native ops are usable.
+    ``warn_failure=False``: a failed build is only recorded (for callers that raise instead)."""
     status_ = _state["status"]
     if status_ == "ok":
         return True
@@ -459,9 +535,10 @@ def _ensure_built() -> bool:
                 stacklevel=4,
             )
         try:
-            path = _build_and_load(flavour)
+            path = _build_with_cpu_retry(flavour)
             if not hasattr(torch.ops.ganblocks, "upfirdn2d"):
                 raise RuntimeError(f"{path} loaded but registered no ganblocks ops")
+            _register_library()
         except Exception as exc:  # any failure: compiler, ninja, permissions, loading
             message = _failure_message(exc)
             _state.update(status="failed", error=message)
@@ -469,6 +546,8 @@ def _ensure_built() -> bool:
                 raise RuntimeError(
                     f"{_ENV_MODE}=require: building the native kernels failed: {message}"
                 ) from exc
+            if not warn_failure:
+                return False
             warnings.warn(
                 "ganblocks: building the native kernels failed, so the ops use the reference "
                 "(pure PyTorch) path for the rest of this process; results are the same, only "
@@ -489,12 +568,13 @@ def _ensure_built() -> bool:
 def build() -> Path:
     """Build (or load from the cache) the native kernels now and return the library's path.
 
+    Notices about the build (a stale lock cleared, an unwritable cache, CUDA kernels that could
+    not be built) are shown as :class:`NativeBuildWarning`; a failure raises instead.
+
     Raises:
         RuntimeError: if the build fails or is disabled by ``GANBLOCKS_NATIVE=0``.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NativeBuildWarning)
-        ok = _ensure_built()
+    ok = _ensure_built(warn_failure=False)
     if not ok:
         raise RuntimeError(f"ganblocks native kernels unavailable: {_state['error']}")
     return Path(_state["path"])
@@ -506,7 +586,7 @@ def status() -> Dict[str, Any]:
 
     Example:
         >>> status()["dtypes"]["cpu"]
-        ['float32', 'float64', 'bfloat16']
+        ['float32', 'float64', 'bfloat16', 'float16']
     """
     flavour = _state["flavour"] or _flavour()
     devices = ["cpu"] + (["cuda"] if flavour == "cuda" else [])
@@ -554,31 +634,42 @@ def is_available(device: Optional[torch.device] = None) -> bool:
     return kind == "cpu" or _state["flavour"] == "cuda"
 
 
+@torch.compiler.assume_constant_result
+def _native_ready(device_type: str) -> bool:
+    """:func:`is_available` as a constant for ``torch.compile``: Dynamo runs it (and so the first
+    build, with its file lock) eagerly while tracing and puts only the answer into the graph."""
+    return is_available(torch.device(device_type))
+
+
 def resolve_impl(impl: Optional[str], x: torch.Tensor) -> str:
     """Map an op's ``impl`` argument to ``'ref'`` or ``'native'`` for input ``x``.
 
     ``None`` picks native when it is built for ``x``'s device and dtype, else ref; ``'native'``
-    raises when native cannot run ``x``.
+    (or ``'cuda'``, the spelling of NVlabs' ops, accepted on every device) raises when native
+    cannot run ``x``.
 
     Example:
         >>> resolve_impl('ref', torch.zeros(1))
         'ref'
     """
+    if impl == "cuda":
+        impl = "native"
     if impl not in _IMPLS:
-        raise ValueError(f"impl: expected None, 'ref' or 'native', got {impl!r}")
+        raise ValueError(f"impl: expected None, 'ref', 'native' (or 'cuda'), got {impl!r}")
     if impl == "ref":
         return "ref"
     if impl is None:
         if not _supported(x):
             return "ref"
-        return "native" if is_available(x.device) else "ref"
+        return "native" if _native_ready(x.device.type) else "ref"
     if not _supported(x):
         raise TypeError(
             f"impl='native': the native kernels do not support {x.dtype} tensors on "
-            f"{x.device.type} (CPU: float32, float64, bfloat16; CUDA: float16, bfloat16, "
-            "float32, float64); use impl=None (falls back to the reference) or impl='ref'"
+            f"{x.device.type} (CPU: float32, float64, bfloat16, float16; CUDA: float16, "
+            "bfloat16, float32, float64); use impl=None (falls back to the reference) or "
+            "impl='ref'"
         )
-    if not is_available(x.device):
+    if not _native_ready(x.device.type):
         reason = _state["error"] or f"built for {_state['flavour']} only"
         raise RuntimeError(
             f"impl='native': the native kernels are not available for {x.device.type} tensors "
@@ -589,6 +680,49 @@ def resolve_impl(impl: Optional[str], x: torch.Tensor) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # Self-check of CUDA configurations
+#
+# The first eager call of each CUDA configuration compares the kernel with the reference on a small
+# input drawn from a private generator (the user's random stream is untouched). It never runs
+# while a CUDA graph is being captured or inside a compiled region (there the kernel runs
+# unchecked, and the check happens at the next eager call); `verify()` (and
+# `python -m ganblocks.ops`) checks the common configurations ahead of time.
+
+# Devices whose calls are self-checked (the CPU kernels are covered by the test suite instead;
+# tests add "cpu" here to exercise the logic without a GPU).
+_CHECKED_DEVICES: Tuple[str, ...] = ("cuda",)
+_CHECK_SEED = 20240607
+
+
+def _tracing(x: torch.Tensor) -> bool:
+    """True while ``x`` is being traced (torch.compile, AOTAutograd, torch.export, make_fx)."""
+    if torch.compiler.is_compiling():
+        return True
+    if type(x) not in (torch.Tensor, torch.nn.Parameter):  # FakeTensor, FunctionalTensor, ...
+        return True
+    modes = torch._C._TorchDispatchModeKey
+    return any(torch._C._get_dispatch_mode(m) is not None for m in (modes.FAKE, modes.PROXY))
+
+
+def _capturing(x: torch.Tensor) -> bool:
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
+def _check_due(x: torch.Tensor) -> bool:
+    """Whether a call on ``x`` may run the self-check now."""
+    if x.device.type not in _CHECKED_DEVICES:
+        return False
+    return not (_tracing(x) or _capturing(x))
+
+
+def _check_generator(device: torch.device) -> torch.Generator:
+    """A private generator for the self-check's inputs (never the default one)."""
+    return torch.Generator(device=device).manual_seed(_CHECK_SEED)
+
+
+def _randn(shape, like: torch.Tensor, gen: torch.Generator, channels_last: bool = False):
+    t = torch.randn(list(shape), generator=gen, device=like.device, dtype=torch.float32)
+    t = t.to(like.dtype)
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -602,6 +736,7 @@ def _tolerance(dtype: torch.dtype) -> float:
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
+    """The layout test of the kernels: NHWC-dense and not also NCHW-dense."""
     return (
         x.dim() == 4
         and not x.is_contiguous()
@@ -609,19 +744,8 @@ def _is_channels_last(x: torch.Tensor) -> bool:
     )
 
 
-def _small_like(x: torch.Tensor, keep_dim: Optional[int] = None) -> torch.Tensor:
-    """A random tensor with x's layout, dtype and device, with few elements."""
-    shape = list(x.shape)
-    for d in range(len(shape)):
-        if d != keep_dim and shape[d] > 2 and torch.Size(shape).numel() > 1 << 16:
-            shape[d] = 2
-    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
-    return torch.randn(shape, dtype=x.dtype, device=x.device).contiguous(memory_format=fmt)
-
-
 def _verified_ok(key: Tuple, check) -> bool:
-    """Run ``check() -> relative error`` once per key (CUDA only); False (and a warning) on a
-    mismatch."""
+    """Run ``check() -> relative error`` once per key; False (and a warning) on a mismatch."""
     ok = _verified.get(key)
     if ok is not None:
         return ok
@@ -636,7 +760,7 @@ def _verified_ok(key: Tuple, check) -> bool:
         detail = f"{type(exc).__name__}: {exc}"
     if not ok:
         warnings.warn(
-            f"ganblocks: the native CUDA kernel for {key[0]} with configuration {key[1:]} "
+            f"ganblocks: the native kernel for {key[0]} with configuration {key[1:]} "
             f"DISAGREES with the reference path ({detail}). This configuration now uses the "
             "reference path (correct, slower). Please report this with your GPU model and "
             "torch version.",
@@ -647,79 +771,240 @@ def _verified_ok(key: Tuple, check) -> bool:
     return ok
 
 
+def verify(device: Optional[Any] = None) -> Dict[Tuple, bool]:
+    """Self-check the common configurations of the native kernels on ``device`` now.
+
+    Runs both ops forward, backward and double backward (the wrappers with
+    ``setup_filter([1, 3, 3, 1])``, ``bias_act`` with and without bias and clamp) in every dtype
+    the kernels take there, in both layouts, so that their per-configuration self-checks happen
+    ahead of time: call it before capturing CUDA graphs or compiling (where checks are skipped).
+    Default device: CUDA when available, else CPU (whose kernels the test suite covers; they are
+    checked only when asked for here).
+
+    Returns:
+        ``{configuration: agrees}`` for the configurations checked by this call.
+
+    Example:
+        >>> results = verify("cpu") if is_available() else {("bias_act",): True}
+        >>> all(results.values())
+        True
+    """
+    global _CHECKED_DEVICES
+    dev = torch.device(device if device is not None else
+                       ("cuda" if torch.cuda.is_available() else "cpu"))
+    if not is_available(dev):
+        raise RuntimeError(f"verify: the native kernels are not available on {dev}")
+    from .bias_act import bias_act as bias_act_op
+    from .upfirdn2d import downsample2d, filter2d, setup_filter, upsample2d
+
+    saved, before = _CHECKED_DEVICES, set(_verified)
+    _CHECKED_DEVICES = (*saved, dev.type)
+    try:
+        f = setup_filter([1, 3, 3, 1], device=dev)
+        gen = _check_generator(dev)
+        for dtype in (_CUDA_DTYPES if dev.type == "cuda" else _CPU_DTYPES):
+            for cl in (False, True):
+                x = torch.randn(2, 8, 16, 16, generator=gen, device=dev).to(dtype)
+                x = x.contiguous(memory_format=torch.channels_last) if cl else x
+                b = torch.randn(8, generator=gen, device=dev).to(dtype).requires_grad_(True)
+                x.requires_grad_(True)
+                y = bias_act_op(upsample2d(x, f, impl="native"), b, act="lrelu", impl="native")
+                y = bias_act_op(downsample2d(y, f, impl="native"), None, act="swish",
+                                clamp=4.0, impl="native")
+                y = filter2d(y, f, impl="native")
+                (g,) = torch.autograd.grad(y.float().square().sum(), x, create_graph=True)
+                torch.autograd.grad(g.float().square().sum(), [x, b])
+    finally:
+        _CHECKED_DEVICES = saved
+    return {k: v for k, v in _verified.items() if k not in before}
+
+
 # ----------------------------------------------------------------------------------------------
-# upfirdn2d
+# upfirdn2d: the op torch.ops.ganblocks.upfirdn2d(x, w, upx, upy, downx, downy, padx0, padx1,
+# pady0, pady1) takes the taps `w` in correlation order with the gain applied, in the compute
+# dtype (float64 for float64 x, else float32).
+
+# Launch limits of the CUDA kernels (kept equal to csrc/cuda_common.cuh): beyond them a kernel
+# strides over its grid or (tiled kernels) hands over to the generic one.
+_CUDA_MAX_BLOCKS_1D = 4096
+_CUDA_MAX_GRID_Z = 4096
+_CUDA_MAX_GRID_Y = 65535
 
 
 def _opmath(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _filter_weights(f: Optional[torch.Tensor], p, x: torch.Tensor) -> torch.Tensor:
-    """The taps as the kernels take them: gain applied to the float32 filter, rounded to x's dtype
-    (as the reference does), in correlation order, in the compute dtype, on x's device."""
+_taps_cache: Dict[Tuple, Tuple[Any, torch.Tensor]] = {}
+
+
+def _filter_weights(f: Optional[torch.Tensor], p, x: torch.Tensor) -> Tuple[torch.Tensor, bool]:
+    """The taps as the op takes them, and whether the output must be negated.
+
+    The gain is applied to the float32 filter and rounded to x's dtype, as the reference does. A
+    separable (1-D) filter carries ``sqrt(|gain|)`` per axis; a negative gain then negates the
+    result (exact: rounding is symmetric in sign). Eager calls reuse the taps of the same filter
+    tensor (unchanged since) with the same arguments, which saves several small ops per call.
+    """
+    negate = f is not None and f.ndim == 1 and p.gain < 0
+    eager = not _tracing(x)
+    key = None
+    if eager and f is not None:
+        key = (id(f), f._version, x.dtype, x.device, p.gain, p.flip_filter)
+        hit = _taps_cache.get(key)
+        if hit is not None and hit[0]() is f:
+            return hit[1], negate
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    w = (f * (p.gain ** (f.ndim / 2))).to(x.dtype)
+    gain = abs(p.gain) if f.ndim == 1 else p.gain
+    w = (f.detach() * (gain ** (f.ndim / 2))).to(x.dtype)
     if not p.flip_filter:
         w = w.flip(list(range(w.ndim)))
-    return w.to(device=x.device, dtype=_opmath(x.dtype)).contiguous()
+    w = w.to(device=x.device, dtype=_opmath(x.dtype)).contiguous()
+    if key is not None:
+        if len(_taps_cache) >= 256:
+            _taps_cache.clear()
+        _taps_cache[key] = (weakref.ref(f), w)
+    return w, negate
 
 
-def _upfirdn2d_kernel(x: torch.Tensor, f: Optional[torch.Tensor], p) -> torch.Tensor:
-    w = _filter_weights(f, p, x)
+def _taps_size(w: torch.Tensor) -> Tuple[int, int]:
+    fw = int(w.shape[-1])
+    return fw, (int(w.shape[0]) if w.ndim == 2 else fw)
 
-    def call(t: torch.Tensor) -> torch.Tensor:
-        return torch.ops.ganblocks.upfirdn2d(
-            t, w, p.upx, p.upy, p.downx, p.downy, p.padx0, p.padx1, p.pady0, p.pady1
-        )
 
-    if x.is_cuda:
-        from .upfirdn2d import upfirdn2d_ref
+def _upfirdn2d_out_size(x: torch.Tensor, w: torch.Tensor, args: Tuple[int, ...]) -> Tuple:
+    return _out_hw(x.shape[2], x.shape[3], w, args)
 
-        cl = _is_channels_last(x)
-        key = ("upfirdn2d", x.dtype, "channels_last" if cl else "nchw", tuple(w.shape), p.upx,
-               p.upy, p.downx, p.downy, p.padding, p.flip_filter)
+
+def _out_hw(h, wd, w: torch.Tensor, args: Tuple[int, ...]) -> Tuple:
+    upx, upy, downx, downy, px0, px1, py0, py1 = args
+    fw, fh = _taps_size(w)
+    return (h * upy + py0 + py1 - fh) // downy + 1, (wd * upx + px0 + px1 - fw) // downx + 1
+
+
+def _upfirdn2d_taps_ref(x: torch.Tensor, w: torch.Tensor, args: Tuple[int, ...]) -> torch.Tensor:
+    """The reference path on the op's own arguments (for self-checks and their fallback)."""
+    from .upfirdn2d import upfirdn2d_correlate
+
+    return upfirdn2d_correlate(x, w.to(x.dtype), *args)
+
+
+def _upfirdn2d_path(x: torch.Tensor, w: torch.Tensor, args: Tuple[int, ...]) -> Tuple:
+    """What decides the CUDA kernel and its launch (mirrors csrc/upfirdn2d_cuda.cu): the tiled
+    kernel's factors, whether its grid strides over planes (z) and whether it hands tall outputs
+    to the generic kernel (y), or the generic kernel and whether it strides over its grid."""
+    upx, upy, downx, downy = args[:4]
+    fw, fh = _taps_size(w)
+    n, c = int(x.shape[0]), int(x.shape[1])
+    oh, ow = _upfirdn2d_out_size(x, w, args)
+    cl = _is_channels_last(x) and c > 1
+    sep = w.ndim == 1 and fw > 8  # two passes: horizontal, then vertical
+    tiled = (upx == upy and downx == downy and (upx, downx) in ((1, 1), (2, 1), (4, 1), (1, 2),
+             (1, 4)) and fw <= 8 and fh <= 8 and not sep)
+    if tiled:
+        if cl:
+            th = 8 if downx == 1 else 4
+            cc = 8 if x.dtype == torch.float64 else 16
+            planes = n * -(-c // cc)
+        else:
+            th = 32 // downx
+            planes = n * c
+        if -(-oh // th) <= _CUDA_MAX_GRID_Y:
+            return ("tiled", cl, planes > _CUDA_MAX_GRID_Z)
+    total = n * c * oh * ow
+    return ("generic" if not sep else "separable", cl,
+            total > _CUDA_MAX_BLOCKS_1D * 256)
+
+
+def _min_extent(size: int, up: int, pad0: int, pad1: int, taps: int) -> int:
+    """The smallest input extent (at most ``size``) that still gives an output."""
+    return max(1, min(size, -(-(taps - pad0 - pad1) // up)))
+
+
+def _upfirdn2d_check_shapes(x, w, args) -> list:
+    """Shapes of small inputs with x's configuration, each taking the CUDA launch path that x
+    takes: one image with a few channels, plus, where x's launch strides over its grid or hands a
+    tall output to the generic kernel, one just past that limit."""
+    upx, upy, _, _, px0, px1, py0, py1 = args
+    fw, fh = _taps_size(w)
+    kind, cl, strided = _upfirdn2d_path(x, w, args)
+    c, h, wd = (int(s) for s in x.shape[1:])
+    shapes = [(1, min(c, 32 if cl else 4), h, wd)]
+    h_min = _min_extent(h, upy, py0, py1, fh)
+    w_min = _min_extent(wd, upx, px0, px1, fw)
+    if kind == "generic" and _upfirdn2d_path(x[:1, :1, :, :w_min], w, args)[0] == "generic":
+        shapes = [(1, 1, h, w_min)]  # x's own height, all that matters to this path
+    if kind == "tiled" and strided:  # the grid's z strides over planes: one more than fits
+        per = (8 if x.dtype == torch.float64 else 16) if cl else 1
+        shapes.append((1, (_CUDA_MAX_GRID_Z + 1) * per, h_min, w_min))
+    elif strided:  # the 1-D grid strides: more outputs than it has threads
+        _, c0, h0, w0 = shapes[0]
+        oh, ow = _out_hw(h0, w0, w, args)
+        if c0 * oh * ow <= _CUDA_MAX_BLOCKS_1D * 256:
+            shapes.append((1, _CUDA_MAX_BLOCKS_1D * 256 // (oh * ow) + 1, h0, w0))
+    return shapes
+
+
+def _upfirdn2d_op(x: torch.Tensor, w: torch.Tensor, args: Tuple[int, ...]) -> torch.Tensor:
+    """The native op, self-checked on the first eager CUDA call of each configuration (with the
+    reference as the fallback on a mismatch)."""
+    if _check_due(x):
+        key = ("upfirdn2d", x.dtype, tuple(w.shape), *args, _upfirdn2d_path(x, w, args))
 
         def check() -> float:
-            # One image of the same size and layout, a few channels (the kernel choice depends
-            # only on the key's fields).
-            c = min(int(x.shape[1]), 32 if cl else 4)
-            xs = torch.randn(1, c, x.shape[2], x.shape[3], dtype=x.dtype, device=x.device)
-            if cl:
-                xs = xs.contiguous(memory_format=torch.channels_last)
-            return _rel_err(call(xs), upfirdn2d_ref(xs, f, p))
+            gen = _check_generator(x.device)
+            worst = 0.0
+            cl = _is_channels_last(x)
+            for shape in _upfirdn2d_check_shapes(x, w, args):
+                xs = _randn(shape, x, gen, channels_last=cl)
+                got = torch.ops.ganblocks.upfirdn2d(xs, w, *args)
+                worst = max(worst, _rel_err(got, _upfirdn2d_taps_ref(xs, w, args)))
+            return worst
 
         if not _verified_ok(key, check):
-            return upfirdn2d_ref(x, f, p)
-    return call(x)
+            return _upfirdn2d_taps_ref(x, w, args)
+    return torch.ops.ganblocks.upfirdn2d(x, w, *args)
 
 
-class _UpFirDn2d(torch.autograd.Function):
-    """upfirdn2d whose gradient is the transposed upfirdn2d, through this same Function (so it is
-    differentiable to any order)."""
+def _upfirdn2d_fake(x, w, upx, upy, downx, downy, padx0, padx1, pady0, pady1):
+    oh, ow = _upfirdn2d_out_size(x, w, (upx, upy, downx, downy, padx0, padx1, pady0, pady1))
+    cl = _is_channels_last(x) and x.shape[1] > 1
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    return torch.empty((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype, device=x.device,
+                       memory_format=fmt)
 
-    @staticmethod
-    def forward(ctx, x, f, p):
-        ctx.f = f
-        ctx.p = p
-        ctx.in_size = (int(x.shape[2]), int(x.shape[3]))
-        return _upfirdn2d_kernel(x, f, p)
 
-    @staticmethod
-    def backward(ctx, dy):
-        dx = None
-        if ctx.needs_input_grad[0]:
-            pt = ctx.p.transpose(ctx.in_size[0], ctx.in_size[1], ctx.f)
-            dx = _UpFirDn2d.apply(dy, ctx.f, pt)
-        return dx, None, None
+def _upfirdn2d_setup(ctx, inputs, output) -> None:
+    x, w, *args = inputs
+    ctx.args = tuple(args)
+    ctx.in_size = (x.shape[2], x.shape[3])
+    ctx.save_for_backward(w)
+
+
+def _upfirdn2d_backward(ctx, dy):
+    """The gradient is the transposed upfirdn2d: up and down swap, the taps flip, and the padding
+    makes tap t meet the same input/output pair (see ``UpFirDn2dParams.transpose``)."""
+    (w,) = ctx.saved_tensors
+    upx, upy, downx, downy, px0, _, py0, _ = ctx.args
+    in_h, in_w = ctx.in_size
+    fw, fh = _taps_size(w)
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    targs = (downx, downy, upx, upy,
+             fw - 1 - px0, in_w * upx - out_w * downx + px0 - upx + 1,
+             fh - 1 - py0, in_h * upy - out_h * downy + py0 - upy + 1)
+    dx = _upfirdn2d_op(dy, w.flip(list(range(w.ndim))), targs) if ctx.needs_input_grad[0] \
+        else None
+    return (dx,) + (None,) * 9
 
 
 def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], p) -> torch.Tensor:
     """Native :func:`~ganblocks.ops.upfirdn2d` on parsed parameters ``p`` (``UpFirDn2dParams``).
 
-    ``x: [N, C, H, W]`` → ``[N, C, *p.output_size(H, W, f)]``. The filter gets no gradient. The
-    ops call this when :func:`resolve_impl` picks ``'native'``.
+    ``x: [N, C, H, W]`` → ``[N, C, *p.output_size(H, W, f)]``. Runs the custom op
+    ``torch.ops.ganblocks.upfirdn2d`` (differentiable to any order, traceable by
+    ``torch.compile``); the filter gets no gradient. The ops call this when
+    :func:`resolve_impl` picks ``'native'``.
 
     Example:
         >>> from ganblocks.ops.upfirdn2d import UpFirDn2dParams, setup_filter
@@ -734,198 +1019,199 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], p) -> torch.Tensor:
     if f is not None and f.requires_grad and torch.is_grad_enabled():
         raise ValueError(
             "f: the native upfirdn2d does not differentiate the filter, but f.requires_grad is "
-            "True; pass f.detach() (FIR filters are fixed buffers) or use impl='ref'"
+            "True; pass f.detach() (FIR filters are fixed buffers), use impl=None (which then "
+            "takes the reference path) or impl='ref'"
         )
-    return _UpFirDn2d.apply(x, f, p)
+    w, negate = _filter_weights(f, p, x)
+    args = (p.upx, p.upy, p.downx, p.downy, p.padx0, p.padx1, p.pady0, p.pady1)
+    y = _upfirdn2d_op(x, w, args)
+    return y.neg() if negate else y
 
 
 # ----------------------------------------------------------------------------------------------
-# bias_act
+# bias_act: the ops
+#   bias_act(x, b?, dim, act, alpha, gain, clamp) -> y
+#   bias_act_grad(dy, x, b?, ..., want_db) -> (dx, db)        (db empty unless want_db)
+#   bias_act_grad2(g, dy, x, b?, ..., want_db) -> (d, db)     (second derivative contracted)
+# with clamp < 0 meaning none; db is in the compute dtype.
+
+_ACT_2ND = {4, 5, 6, 7, 8, 9}  # activation codes with a non-zero second derivative
 
 
 def _clamp_arg(p) -> float:
     return -1.0 if p.clamp is None else float(p.clamp)
 
 
-def _act_key(name: str, x: torch.Tensor, b: Optional[torch.Tensor], p) -> Tuple:
-    return (name, x.dtype, p.spec.name, b is not None, p.dim if b is not None else None,
-            p.clamp is not None, _is_channels_last(x))
+def _act_params(code: int, dim: int, alpha: float, gain: float, clamp: float):
+    from .bias_act import ACTIVATIONS, BiasActParams
+
+    spec = next(s for s in ACTIVATIONS.values() if s.code == code)
+    return BiasActParams(spec, dim, alpha, gain, None if clamp < 0 else clamp)
 
 
-def _check_bias_act(name: str, x: torch.Tensor, b: Optional[torch.Tensor], p, run) -> bool:
-    """First CUDA call of each bias_act configuration: compare `run(xs, bs, dys, gs)` with the
-    reference's value, gradient or second derivative on a small input."""
+def _non_overlapping_and_dense(x: torch.Tensor) -> bool:
+    """ATen's ``is_non_overlapping_and_dense``: the elements fill a block of memory exactly,
+    in some order of the dimensions."""
+    if x.numel() == 0:
+        return True
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(x.shape, x.stride()) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _dense(x: torch.Tensor) -> torch.Tensor:
+    """x itself when non-overlapping and dense, else a contiguous copy (as the kernels do)."""
+    return x if _non_overlapping_and_dense(x) else x.contiguous()
+
+
+def _bias_act_fake(x, b, dim, act, alpha, gain, clamp):
+    return torch.empty_like(_dense(x))
+
+
+def _grads_fake(*tensors_then_args):
+    x, b = tensors_then_args[-8], tensors_then_args[-7]
+    want_db = tensors_then_args[-1]
+    n = int(b.shape[0]) if (want_db and b is not None) else 0
+    return torch.empty_like(_dense(x)), x.new_empty((n,), dtype=_opmath(x.dtype))
+
+
+def _bias_act_check_shapes(x: torch.Tensor, keep_dim: Optional[int]) -> list:
+    """Shapes of small inputs like x (``keep_dim`` keeps its size, the bias's); one more just past
+    the CUDA grid's limit when x's launch strides over its grid (so that path is checked too)."""
+    shape = list(x.shape)
+    for d in range(len(shape)):
+        if d != keep_dim and shape[d] > 2 and torch.Size(shape).numel() > 1 << 16:
+            shape[d] = 2
+    shapes = [tuple(shape)]
+    limit = _CUDA_MAX_BLOCKS_1D * 256
+    if x.numel() > limit:
+        d = next((k for k in range(len(shape)) if k != keep_dim), 0)
+        big = list(shape)
+        big[d] = limit // max(1, torch.Size(shape).numel() // max(shape[d], 1)) + 1
+        shapes.append(tuple(big))
+    return shapes
+
+
+def _ref_grads(name: str, dy, x, b, p, g=None):
+    """Reference value of an op of the bias_act family (for its self-check and fallback)."""
     from .bias_act import bias_act_ref
 
-    def check() -> float:
-        xs = _small_like(x, keep_dim=p.dim if b is not None else None)
-        bs = None if b is None else torch.randn_like(b)
-        dys, gs = torch.randn_like(xs), torch.randn_like(xs)
-        with torch.enable_grad():
-            xr = xs.detach().requires_grad_(True)
-            yr = bias_act_ref(xr, bs, p)
-            if name == "bias_act":
-                ref = yr
-            else:
-                (dx,) = torch.autograd.grad(yr, xr, dys, create_graph=name == "bias_act_grad2")
-                if name == "bias_act_grad":
-                    ref = dx
-                elif dx.requires_grad:
-                    (ref,) = torch.autograd.grad(dx, xr, gs)
-                else:
-                    ref = torch.zeros_like(xs)
-        return _rel_err(run(xs, bs, dys, gs), ref.detach())
-
-    return _verified_ok(_act_key(name, x, b, p), check)
-
-
-def _bias_act_fwd(x, b, p):
-    def run(xs, bs, dys, gs):
-        return torch.ops.ganblocks.bias_act(
-            xs, bs, p.dim, p.spec.code, p.alpha, p.gain, _clamp_arg(p)
-        )
-
-    if x.is_cuda and not _check_bias_act("bias_act", x, b, p, run):
-        from .bias_act import bias_act_ref
-
+    if name == "bias_act":
         return bias_act_ref(x, b, p)
-    return run(x, b, None, None)
-
-
-def _ref_grads(dy, x, b, p, g=None):
-    """Reference gradient (g None) or second derivative of bias_act, for unverified configs."""
-    from .bias_act import bias_act_ref
-
     with torch.enable_grad():
         xr = x.detach().requires_grad_(True)
         yr = bias_act_ref(xr, b, p)
-        (dx,) = torch.autograd.grad(yr, xr, dy, create_graph=g is not None)
-        if g is None:
-            out = dx
-        elif dx.requires_grad:
-            (out,) = torch.autograd.grad(dx, xr, g)
-        else:
-            out = torch.zeros_like(x)
-    out = out.detach()
-    db = None
-    if b is not None:
-        dims = [d for d in range(x.ndim) if d != p.dim]
-        db = out.sum(dims, dtype=_opmath(x.dtype)) if dims else out.to(_opmath(x.dtype))
-    return out, db
+        (dx,) = torch.autograd.grad(yr, xr, dy, create_graph=name == "bias_act_grad2")
+        if name == "bias_act_grad":
+            return dx.detach()
+        if dx.requires_grad:
+            return torch.autograd.grad(dx, xr, g)[0].detach()
+        return torch.zeros_like(x)
 
 
-def _bias_act_grad(dy, x, b, p, want_db):
-    def run(xs, bs, dys, gs):
-        return torch.ops.ganblocks.bias_act_grad(
-            dys, xs, bs, p.dim, p.spec.code, p.alpha, p.gain, _clamp_arg(p), False
-        )[0]
+def _bias_act_family(name: str, lead: Tuple, x, b, dim, act, alpha, gain, clamp, want_db=None):
+    """Call op ``name`` with ``lead`` tensors (dy, g) before x; self-checked like upfirdn2d."""
+    op = getattr(torch.ops.ganblocks, name)
+    tail = (dim, act, alpha, gain, clamp) + (() if want_db is None else (want_db,))
+    if _check_due(x):
+        key = (name, x.dtype, act, b is not None, dim if b is not None else None, clamp >= 0,
+               _is_channels_last(x), x.numel() > _CUDA_MAX_BLOCKS_1D * 256)
+        p = _act_params(act, dim, alpha, gain, clamp)
 
-    if x.is_cuda and not _check_bias_act("bias_act_grad", x, b, p, run):
-        return _ref_grads(dy, x, b, p)
-    return torch.ops.ganblocks.bias_act_grad(
-        dy, x, b, p.dim, p.spec.code, p.alpha, p.gain, _clamp_arg(p), want_db
+        def check() -> float:
+            gen = _check_generator(x.device)
+            worst = 0.0
+            cl = _is_channels_last(x)
+            for shape in _bias_act_check_shapes(x, dim if b is not None else None):
+                xs = _randn(shape, x, gen, channels_last=cl)
+                bs = None if b is None else _randn((xs.shape[dim],), b, gen)
+                lead_s = tuple(_randn(xs.shape, xs, gen) for _ in lead)
+                got = op(*lead_s, xs, bs, *tail)
+                got = got[0] if isinstance(got, (tuple, list)) else got
+                dy_s = lead_s[-1] if lead_s else None
+                g_s = lead_s[0] if len(lead_s) == 2 else None
+                worst = max(worst, _rel_err(got, _ref_grads(name, dy_s, xs, bs, p, g_s)))
+            return worst
+
+        if not _verified_ok(key, check):
+            ref = _ref_grads(name, lead[-1] if lead else None, x, b, p,
+                             lead[0] if len(lead) == 2 else None)
+            if want_db is None:
+                return ref
+            dims = [d for d in range(x.ndim) if d != dim]
+            db = ref.sum(dims, dtype=_opmath(x.dtype)) if want_db else \
+                x.new_empty((0,), dtype=_opmath(x.dtype))
+            return ref, db
+    return op(*lead, x, b, *tail)
+
+
+def _bias_shape(x: torch.Tensor, dim: int) -> list:
+    return [-1 if d == dim else 1 for d in range(x.ndim)]
+
+
+def _bias_act_setup(ctx, inputs, output) -> None:
+    x, b, *args = inputs
+    ctx.args = tuple(args)
+    ctx.save_for_backward(x, b)
+
+
+def _bias_act_backward(ctx, dy):
+    x, b = ctx.saved_tensors
+    need_x, need_b = ctx.needs_input_grad[:2]
+    want_db = bool(b is not None and need_b)
+    if not (need_x or want_db):
+        return (None,) * 7
+    dx, db = _bias_act_family("bias_act_grad", (dy,), x, b, *ctx.args, want_db)
+    return (dx if need_x else None), (db.to(b.dtype) if want_db else None), *(None,) * 5
+
+
+def _bias_act_grad_setup(ctx, inputs, output) -> None:
+    dy, x, b, *args = inputs
+    ctx.args = tuple(args[:-1])
+    ctx.want_db = bool(args[-1])
+    ctx.save_for_backward(dy, x, b)
+
+
+def _bias_act_grad_backward(ctx, gdx, gdb):
+    """Gradient of (dx, db): the same kernel for dy (dx is linear in dy), the second-derivative
+    kernel for x and b (z = x + b, so both get the same contraction)."""
+    dy, x, b = ctx.saved_tensors
+    dim, act = ctx.args[0], ctx.args[1]
+    g = gdx
+    if ctx.want_db and b is not None and gdb is not None and gdb.numel():
+        spread = gdb.to(x.dtype).reshape(_bias_shape(x, dim)).expand_as(x)
+        g = spread if g is None else g + spread
+    need_dy, need_x, need_b = ctx.needs_input_grad[:3]
+    none = (None,) * 6
+    if g is None:
+        return (None, None, None, *none)
+    g_dy = g_x = g_b = None
+    if need_dy:
+        g_dy = _bias_act_family("bias_act_grad", (g,), x, b, *ctx.args, False)[0]
+    want_db = bool(need_b and b is not None)
+    if act in _ACT_2ND and (need_x or want_db):
+        d, db = _bias_act_family("bias_act_grad2", (g, dy), x, b, *ctx.args, want_db)
+        g_x = d if need_x else None
+        g_b = db.to(b.dtype) if want_db else None
+    return (g_dy, g_x, g_b, *none)
+
+
+def _bias_act_grad2_backward(ctx, *grads):
+    raise NotImplementedError(
+        "third derivatives of bias_act are not implemented in the native kernels; use "
+        "impl='ref' for them"
     )
-
-
-def _bias_act_grad2(g, dy, x, b, p, want_db):
-    def run(xs, bs, dys, gs):
-        return torch.ops.ganblocks.bias_act_grad2(
-            gs, dys, xs, bs, p.dim, p.spec.code, p.alpha, p.gain, _clamp_arg(p), False
-        )[0]
-
-    if x.is_cuda and not _check_bias_act("bias_act_grad2", x, b, p, run):
-        return _ref_grads(dy, x, b, p, g=g)
-    return torch.ops.ganblocks.bias_act_grad2(
-        g, dy, x, b, p.dim, p.spec.code, p.alpha, p.gain, _clamp_arg(p), want_db
-    )
-
-
-def _bias_shape(x: torch.Tensor, p) -> list:
-    return [-1 if d == p.dim else 1 for d in range(x.ndim)]
-
-
-class _BiasAct(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, b, p):
-        ctx.p = p
-        ctx.save_for_backward(x, b)
-        return _bias_act_fwd(x, b, p)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, b = ctx.saved_tensors
-        need_x, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if not (need_x or need_b):
-            return None, None, None
-        if b is not None and need_b:
-            dx, db = _BiasActGrad.apply(dy, x, b, ctx.p, True)
-            return (dx if need_x else None), db, None
-        dx = _BiasActGrad.apply(dy, x, b, ctx.p, False)
-        return dx, None, None
-
-
-class _BiasActGrad(torch.autograd.Function):
-    """dx (and db) of bias_act; its own gradient uses the same kernel (for dy) and the
-    second-derivative kernel (for x and b)."""
-
-    @staticmethod
-    def forward(ctx, dy, x, b, p, want_db):
-        ctx.p = p
-        ctx.want_db = want_db
-        ctx.save_for_backward(dy, x, b)
-        dx, db = _bias_act_grad(dy, x, b, p, want_db)
-        if want_db:
-            return dx, db.to(b.dtype)
-        return dx
-
-    @staticmethod
-    def backward(ctx, gdx, gdb=None):
-        dy, x, b = ctx.saved_tensors
-        p = ctx.p
-        g = gdx
-        if gdb is not None and b is not None:
-            spread = gdb.to(x.dtype).reshape(_bias_shape(x, p)).expand_as(x)
-            g = spread if g is None else g + spread
-        if g is None:
-            return None, None, None, None, None
-        need_dy, need_x, need_b = ctx.needs_input_grad[:3]
-        g_dy = g_x = g_b = None
-        if need_dy:
-            g_dy = _BiasActGrad.apply(g, x, b, p, False)
-        if p.spec.has_2nd_grad and (need_x or (need_b and b is not None)):
-            want_db = bool(need_b and b is not None)
-            out = _BiasActGrad2.apply(g, dy, x, b, p, want_db)
-            if want_db:
-                g_x, g_b = out
-            else:
-                g_x = out
-            if not need_x:
-                g_x = None
-        return g_dy, g_x, g_b, None, None
-
-
-class _BiasActGrad2(torch.autograd.Function):
-    """Second derivative of bias_act contracted with the incoming gradient (R1 penalties)."""
-
-    @staticmethod
-    def forward(ctx, g, dy, x, b, p, want_db):
-        d, db = _bias_act_grad2(g, dy, x, b, p, want_db)
-        if want_db:
-            return d, db.to(b.dtype)
-        return d
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise NotImplementedError(
-            "third derivatives of bias_act are not implemented in the native kernels; use "
-            "impl='ref' for them"
-        )
 
 
 def bias_act(x: torch.Tensor, b: Optional[torch.Tensor], p) -> torch.Tensor:
     """Native :func:`~ganblocks.ops.bias_act` on parsed parameters ``p`` (``BiasActParams``).
 
-    ``x`` of any shape, ``b: [x.shape[p.dim]]`` or ``None``; returns ``x``'s shape and dtype.
+    ``x`` of any shape, ``b: [x.shape[p.dim]]`` or ``None``; returns ``x``'s shape and dtype. Runs
+    the custom op ``torch.ops.ganblocks.bias_act`` (differentiable twice, traceable by
+    ``torch.compile``).
 
     Example:
         >>> from ganblocks.ops.bias_act import ACTIVATIONS, BiasActParams
@@ -934,7 +1220,37 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor], p) -> torch.Tensor:
         >>> bias_act(x, b, p) if is_available() else torch.tensor([[-0.1, 2.5]])
         tensor([[-0.1000,  2.5000]])
     """
-    return _BiasAct.apply(x, b, p)
+    dim = p.dim if b is not None else 0
+    return _bias_act_family("bias_act", (), x, b, dim, p.spec.code, p.alpha, p.gain,
+                            _clamp_arg(p))
+
+
+# ----------------------------------------------------------------------------------------------
+# torch.library registration of the C++ ops' fake kernels and autograd formulas
+
+_registered = False
+
+
+def _register_library() -> None:
+    """Give the C++ ops (defined by csrc/ops.cpp) fake kernels, for torch.compile / torch.export
+    / meta tensors, and autograd formulas; once per process, after the library is loaded."""
+    global _registered
+    if _registered:
+        return
+    lib = torch.library
+    lib.register_fake("ganblocks::upfirdn2d")(_upfirdn2d_fake)
+    lib.register_fake("ganblocks::bias_act")(_bias_act_fake)
+    lib.register_fake("ganblocks::bias_act_grad")(_grads_fake)
+    lib.register_fake("ganblocks::bias_act_grad2")(_grads_fake)
+    lib.register_autograd("ganblocks::upfirdn2d", _upfirdn2d_backward,
+                          setup_context=_upfirdn2d_setup)
+    lib.register_autograd("ganblocks::bias_act", _bias_act_backward,
+                          setup_context=_bias_act_setup)
+    lib.register_autograd("ganblocks::bias_act_grad", _bias_act_grad_backward,
+                          setup_context=_bias_act_grad_setup)
+    lib.register_autograd("ganblocks::bias_act_grad2", _bias_act_grad2_backward,
+                          setup_context=lambda ctx, inputs, output: None)
+    _registered = True
 
 
 @contextlib.contextmanager

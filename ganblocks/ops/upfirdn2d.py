@@ -25,6 +25,7 @@ from . import native
 from ._params import (
     IntPair,
     Padding,
+    check_bool,
     check_filter,
     check_gain,
     check_tensor,
@@ -101,9 +102,16 @@ def setup_filter(
         if total == 0:
             raise ValueError("f: taps sum to zero and cannot be normalised; pass normalize=False")
         ft = ft / total
-    if flip_filter:
+    if check_bool(flip_filter, "flip_filter"):
         ft = ft.flip(list(range(ft.ndim)))
-    ft = ft * (check_gain(gain) ** (ft.ndim / 2))
+    gain = check_gain(gain)
+    if ft.ndim == 1 and gain < 0:
+        raise ValueError(
+            f"gain: a separable filter carries sqrt(gain) per axis, so it cannot hold a negative "
+            f"gain ({gain}); pass the gain to upfirdn2d (gain={gain}) instead, or "
+            "separable=False"
+        )
+    ft = ft * (gain ** (ft.ndim / 2))
     return ft.to(device=device)
 
 
@@ -134,7 +142,8 @@ class UpFirDn2dParams:
         downx, downy = parse_scaling(down, "down")
         padx0, padx1, pady0, pady1 = parse_padding(padding)
         return UpFirDn2dParams(
-            upx, upy, downx, downy, padx0, padx1, pady0, pady1, bool(flip_filter), check_gain(gain)
+            upx, upy, downx, downy, padx0, padx1, pady0, pady1,
+            check_bool(flip_filter, "flip_filter"), check_gain(gain),
         )
 
     def output_size(self, in_h: int, in_w: int, f: Optional[torch.Tensor]) -> Tuple[int, int]:
@@ -186,39 +195,72 @@ def _validate(x: torch.Tensor, f: Optional[torch.Tensor], p: UpFirDn2dParams) ->
         )
 
 
-def upfirdn2d_ref(x: torch.Tensor, f: Optional[torch.Tensor], p: UpFirDn2dParams) -> torch.Tensor:
-    """Pure-PyTorch reference of :func:`upfirdn2d` on parsed parameters (any order of autograd)."""
+def upfirdn2d_correlate(
+    x: torch.Tensor,
+    taps: torch.Tensor,
+    upx: int,
+    upy: int,
+    downx: int,
+    downy: int,
+    padx0: int,
+    padx1: int,
+    pady0: int,
+    pady1: int,
+) -> torch.Tensor:
+    """Pure-PyTorch upfirdn2d on final taps: ``taps`` (x's dtype) in correlation order with the
+    gain applied, 2-D ``[fh, fw]`` or 1-D (the same taps along x, then y). Any order of autograd.
+    """
     n, c, in_h, in_w = x.shape
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    fw = int(taps.shape[-1])
+    fh = int(taps.shape[0]) if taps.ndim == 2 else fw
+    if c == 0:  # a depthwise conv needs at least one group; the result is empty anyway
+        out_h = (in_h * upy + pady0 + pady1 - fh) // downy + 1
+        out_w = (in_w * upx + padx0 + padx1 - fw) // downx + 1
+        return x.new_zeros((n, 0, out_h, out_w)) + x.sum() * 0  # stays in x's graph
 
     # 1. Up: zero insertion, written as padding a trailing axis of size 1 up to `up`.
-    if p.upx > 1 or p.upy > 1:
+    if upx > 1 or upy > 1:
         x = x.reshape(n, c, in_h, 1, in_w, 1)
-        x = F.pad(x, [0, p.upx - 1, 0, 0, 0, p.upy - 1])
-        x = x.reshape(n, c, in_h * p.upy, in_w * p.upx)
+        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape(n, c, in_h * upy, in_w * upx)
 
     # 2. Pad (positive values) and crop (negative values).
-    x = F.pad(x, [max(p.padx0, 0), max(p.padx1, 0), max(p.pady0, 0), max(p.pady1, 0)])
+    x = F.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
     x = x[
         :,
         :,
-        max(-p.pady0, 0) : x.shape[2] - max(-p.pady1, 0),
-        max(-p.padx0, 0) : x.shape[3] - max(-p.padx1, 0),
+        max(-pady0, 0) : x.shape[2] - max(-pady1, 0),
+        max(-padx0, 0) : x.shape[3] - max(-padx1, 0),
     ]
 
-    # 3+4. FIR filter as a depthwise conv (conv2d correlates, so flip for true convolution), with
-    # the down-sampling as the stride: identical to filtering everywhere and then subsampling.
-    # The gain is applied to the float32 filter before the cast, as in the standard ops.
-    f = (f * (p.gain ** (f.ndim / 2))).to(x.dtype)
-    if not p.flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        weight = f[None, None].expand(c, 1, *f.shape)
-        return F.conv2d(x, weight, stride=(p.downy, p.downx), groups=c)
-    weight = f[None, None].expand(c, 1, f.shape[0])
-    x = F.conv2d(x, weight.unsqueeze(2), stride=(1, p.downx), groups=c)
-    return F.conv2d(x, weight.unsqueeze(3), stride=(p.downy, 1), groups=c)
+    # 3+4. FIR filter as a depthwise conv (conv2d correlates), with the down-sampling as the
+    # stride: identical to filtering everywhere and then subsampling.
+    if taps.ndim == 2:
+        weight = taps[None, None].expand(c, 1, *taps.shape)
+        return F.conv2d(x, weight, stride=(downy, downx), groups=c)
+    weight = taps[None, None].expand(c, 1, taps.shape[0])
+    x = F.conv2d(x, weight.unsqueeze(2), stride=(1, downx), groups=c)
+    return F.conv2d(x, weight.unsqueeze(3), stride=(downy, 1), groups=c)
+
+
+def upfirdn2d_ref(x: torch.Tensor, f: Optional[torch.Tensor], p: UpFirDn2dParams) -> torch.Tensor:
+    """Pure-PyTorch reference of :func:`upfirdn2d` on parsed parameters (any order of autograd).
+
+    The gain is applied to the float32 filter before the cast to x's dtype, as in the standard
+    ops; a separable filter carries ``sqrt(|gain|)`` per axis and a negative gain negates the
+    result (exact, as rounding is symmetric in sign).
+    """
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    negate = f.ndim == 1 and p.gain < 0
+    gain = abs(p.gain) if f.ndim == 1 else p.gain
+    taps = (f * (gain ** (f.ndim / 2))).to(x.dtype)
+    if not p.flip_filter:  # upfirdn2d convolves: flip for the correlation
+        taps = taps.flip(list(range(taps.ndim)))
+    y = upfirdn2d_correlate(
+        x, taps, p.upx, p.upy, p.downx, p.downy, p.padx0, p.padx1, p.pady0, p.pady1
+    )
+    return y.neg() if negate else y
 
 
 def upfirdn2d(
@@ -244,8 +286,9 @@ def upfirdn2d(
             negative values crop.
         flip_filter: ``False`` = convolution, ``True`` = correlation.
         gain: Overall scaling of the signal magnitude.
-        impl: ``'ref'`` (pure PyTorch), ``'native'`` (compiled kernels) or ``None`` (native when
-            built, else ref).
+        impl: ``'ref'`` (pure PyTorch), ``'native'`` (compiled kernels; ``'cuda'`` is accepted
+            as NVlabs' spelling of it) or ``None`` (native when built, else ref; a filter that
+            requires grad takes the reference path, which differentiates it).
 
     Returns:
         ``[N, C, (H*uy + y0 + y1 - fh) // dy + 1, (W*ux + x0 + x1 - fw) // dx + 1]``, with the
@@ -258,6 +301,8 @@ def upfirdn2d(
     """
     p = UpFirDn2dParams.parse(up, down, padding, flip_filter, gain)
     _validate(x, f, p)
+    if impl is None and f is not None and f.requires_grad and torch.is_grad_enabled():
+        return upfirdn2d_ref(x, f, p)  # the native kernels do not differentiate the filter
     if native.resolve_impl(impl, x) == "native":
         return native.upfirdn2d(x, f, p)
     return upfirdn2d_ref(x, f, p)

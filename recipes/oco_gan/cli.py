@@ -44,6 +44,9 @@ def _add_train_args(p: argparse.ArgumentParser, *, demo: bool) -> None:
                             "(data.extra; the paper's Cityscapes 25K with --regime semi)")
         p.add_argument("--minutes", type=float, default=None,
                        help="stop (with a checkpoint) after this much training time")
+        p.add_argument("--init-from", default=None, metavar="RUN",
+                       help="start from another run's weights (train.init_from); freeze parts "
+                            "with train.freeze=...")
     p.add_argument("--out", default="runs/demo" if demo else None, required=not demo,
                    metavar="DIR", help="run directory" + (" (default: runs/demo)" if demo else ""))
     p.add_argument("--resume", action="store_true",
@@ -125,24 +128,17 @@ def _resolve_config(args: argparse.Namespace, base=None):
     for key, field in (("data", "data.root"), ("steps", "train.steps"),
                        ("regime", "data.regime"), ("subset", "data.subset"),
                        ("labelled", "data.labelled"), ("mode", "train.mode"),
-                       ("extra", "data.extra")):
+                       ("extra", "data.extra"), ("init_from", "train.init_from")):
         value = getattr(args, key, None)
         if value is not None:
             overrides.insert(0, f"{field}={value}")
     return apply_overrides(cfg, overrides)
 
 
-def _changes_config(args: argparse.Namespace) -> bool:
-    """Whether the command line asks for any config value (else a resume keeps the run's)."""
-    return bool(args.overrides) or any(getattr(args, k, None) is not None for k in (
-        "preset", "config", "data", "steps", "regime", "subset", "labelled", "mode"))
-
-
 def _resume_config(args: argparse.Namespace, out: Path):
-    """The config a ``--resume`` asks for: the run's own, changed by the options (or ``None``
-    when no option touches the config). The trainer checks it against the checkpoint's."""
-    if not _changes_config(args):
-        return None
+    """The config a ``--resume`` asks for: the run's own (``config.json``, else the
+    checkpoint's) changed by the options and overrides. The trainer checks it against the
+    checkpoint's config (:func:`~recipes.oco_gan.rundir.resume_changes`)."""
     from ganblocks.train import load_checkpoint
 
     from .config import OCOGANConfig
@@ -153,18 +149,16 @@ def _resume_config(args: argparse.Namespace, out: Path):
     return _resolve_config(args, base)
 
 
-def _demo_config(args: argparse.Namespace, device: Optional[str]):
-    import torch
-
+def _demo_config(args: argparse.Namespace):
+    """The demo preset for ``--steps`` (default :data:`DEMO_STEPS`) iterations, or without an
+    iteration limit under ``--minutes``. The same on every machine: a GPU only finishes sooner."""
     from .config import apply_overrides
 
-    cfg = _resolve_config(args)
-    steps = args.steps if args.steps is not None else DEMO_STEPS
-    extra = [f"train.steps={steps if args.minutes is None else 10**9}"]
-    if torch.cuda.is_available() and device != "cpu":
-        # A GPU trains the same demo faster; give it wider batches.
-        extra += ["train.batch_cond=16", "train.batch_uncond=32"]
-    return apply_overrides(cfg, extra)
+    if args.steps is not None:
+        steps = args.steps
+    else:
+        steps = DEMO_STEPS if args.minutes is None else 10**9
+    return apply_overrides(_resolve_config(args), [f"train.steps={steps}"])
 
 
 def _run_training(args: argparse.Namespace, *, demo: bool) -> int:
@@ -184,7 +178,7 @@ def _run_training(args: argparse.Namespace, *, demo: bool) -> int:
     if args.resume:
         cfg = None
     elif demo:
-        cfg = _demo_config(args, None if args.device == "auto" else args.device)
+        cfg = _demo_config(args)
     else:
         cfg = _resolve_config(args)
     device = None if args.device == "auto" else args.device

@@ -92,7 +92,9 @@ class ModelConfig:
     d_bottleneck: int = 4
     #: [choice] Equalised-LR convs in the encoder and image head (D trains with lr 0.002).
     d_equalized: bool = True
-    #: Spectral norm in the shared encoder (the paper's Table 10: it hurts; off).
+    #: Spectral norm in the shared encoder (the paper's Table 10: it hurts; off). Only the
+    #: encoder changes: its convs become plain convs with spectral norm (the two are exclusive);
+    #: the heads stay as they are.
     d_encoder_spectral_norm: bool = False
     #: [choice] The image head's two extra ResBlockD downsample further.
     d_head_downsample: bool = False
@@ -100,6 +102,8 @@ class ModelConfig:
     #: padding on a 4×4 map.
     aspp_rates: Tuple[int, ...] = (1, 2, 3)
     aspp_image_pooling: bool = True
+    #: [choice] Spectral norm on the segmentation head's final 1×1 conv (OASIS has none).
+    seg_out_spectral_norm: bool = False
 
     def g_channels(self, res: int) -> int:
         """Generator channels at (height) resolution ``res``."""
@@ -240,10 +244,16 @@ class LossConfig:
     labelmix_weight: float = 10.0
     #: [choice] R1 strength γ on the image head, ``(γ/2)·E‖∇D_u‖²``.
     r1_gamma: float = 10.0
-    #: Lazy regularisation interval (R1 every k D steps, multiplied by k).
+    #: Lazy regularisation interval k: R1 runs as a D step of its own every k iterations (after
+    #: the main D step), its loss multiplied by k; D's Adam lr and betas are corrected for the
+    #: extra steps (lr·k/(k+1), β^(k/(k+1))), as in StyleGAN2.
     r1_interval: int = 16
     #: Class-balanced N+1 loss on real pixels.
     class_balance: bool = True
+    #: [choice] Reals of D's image head (and of R1): ``uncond`` = the unconditional batch, drawn
+    #: uniformly from all training images (Eq. (1) samples the data distribution); ``all`` = also
+    #: the labelled batch (over-samples labelled images in the semi-supervised regime).
+    image_head_reals: str = "uncond"
     #: [choice] ``none`` or ``gumbel``: also apply the N+1 generator loss to unconditional fakes,
     #: with their label map a straight-through Gumbel-Softmax sample of D's class logits.
     #: An interpretation of the paper's appendix C.6 "w/ GS" (its text is missing).
@@ -257,6 +267,9 @@ class LossConfig:
                               f"{self.uncond_seg_loss!r}")
         if self.r1_interval < 1:
             raise ConfigError("loss.r1_interval must be >= 1")
+        if self.image_head_reals not in ("uncond", "all"):
+            raise ConfigError(f"loss.image_head_reals must be 'uncond' or 'all', got "
+                              f"{self.image_head_reals!r}")
         for name in ("uncond_weight", "cond_weight", "labelmix_weight", "r1_gamma",
                      "gumbel_weight"):
             if getattr(self, name) < 0:
@@ -302,6 +315,28 @@ class TrainConfig:
     checkpoint_every: int = 1000
     #: Number of fixed latents / label maps in sample grids.
     num_samples: int = 8
+    #: Periodic model selection: every this many training images, the FID of the EMA generator
+    #: on a fixed subset goes to the metrics and, when it improves, the checkpoint to
+    #: ``best.pt`` (0: off).
+    eval_every: int = 0
+    #: Size of that subset: the first validation images, and as many samples from fixed latents.
+    eval_num: int = 2048
+    #: Images per forward pass of the periodic FID.
+    eval_batch: int = 32
+    #: Feature network of the periodic FID: ``inception`` (needs its weights file, see
+    #: ``oco-gan evaluate``) or ``randconv`` (quick checks only, not comparable with the paper).
+    eval_features: str = "inception"
+    #: Weights file of the Inception network (else searched as ``oco-gan evaluate`` does).
+    eval_fid_weights: Optional[str] = None
+    #: Keep a copy of the checkpoint every this many training images in ``snapshots/`` (0: off).
+    keep_every: int = 0
+    #: Parts kept frozen (stage-wise training, the paper's Table 4 text): any of
+    #: ``uncond_style``, ``cond_style``, ``synthesis``, ``d_encoder``, ``d_image_head``,
+    #: ``d_seg_head`` (comma-separated on the command line).
+    freeze: Tuple[str, ...] = ()
+    #: Start from another run's weights (G, D, G_ema; not its optimiser state or step): its run
+    #: directory or ``checkpoint.pt`` (``oco-gan train --init-from RUN``).
+    init_from: Optional[str] = None
 
     def validate(self) -> None:
         if self.mode not in ("hybrid", "uncond_only", "cond_only"):
@@ -323,6 +358,24 @@ class TrainConfig:
                      "ada_interval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1")
+        for name in ("eval_every", "keep_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0 (0: off)")
+        for name in ("eval_num", "eval_batch"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"train.{name} must be >= 2")
+        if self.eval_features not in ("inception", "randconv"):
+            raise ConfigError(f"train.eval_features must be 'inception' or 'randconv', got "
+                              f"{self.eval_features!r}")
+        parts = ("uncond_style", "cond_style", "synthesis", "d_encoder", "d_image_head",
+                 "d_seg_head")
+        unknown = [p for p in self.freeze if p not in parts]
+        if unknown:
+            raise ConfigError(f"train.freeze: unknown part(s) {unknown}; expected some of {parts}")
+        for net, names in (("G", parts[:3]), ("D", parts[3:])):
+            if set(names) <= set(self.freeze):
+                raise ConfigError(f"train.freeze: freezes every part of {net} ({', '.join(names)})"
+                                  "; nothing would train")
 
 
 @dataclass

@@ -7,10 +7,21 @@ checkpoint:
 * **CFID**: conditional samples, one per validation label map, against the same images;
 * **KID** / **CKID**: the kernel inception distance of the same two sample sets;
 * **mIoU**: a segmentation network run on the conditional samples, scored against the label maps
-  they were generated from (one dataset-level confusion matrix, the don't-care class ignored), and
-  the same network's mIoU on the real validation images (the ceiling a generator can reach).
+  they were generated from (one dataset-level confusion matrix over the data set's evaluated
+  classes: the 19 ``trainIds`` for Cityscapes, ADE20K's 150 classes without "other", COCO-Stuff's
+  182 without "unlabeled", any other data set every class but don't-care; see
+  :func:`~recipes.oco_gan.data.evaluated_classes`), and the same network's mIoU on the real
+  validation images (the ceiling a generator can reach).
 
-With ``repeats=K`` every number is measured on ``K`` sample sets drawn with seeds
+A run trained with ``train.mode=uncond_only`` has an untrained conditional branch, and one trained
+with ``cond_only`` an untrained unconditional branch: the metrics of that branch (CFID, CKID and
+mIoU; or FID and KID) are skipped, and the results say so, unless ``all_branches=True`` asks for
+them (they are then flagged as measuring an untrained branch). A stage-wise run (one started from
+another run's weights, ``train.init_from``, or with frozen parts, ``train.freeze``) trained its
+other branch in an earlier stage: nothing is skipped.
+
+With ``repeats=K`` (5 by default, the paper's five sample sets) every number is measured on ``K``
+sample sets drawn with seeds
 ``seed, seed + 1, …`` and reported as mean and standard deviation, like the paper's appendix
 tables. The real statistics are computed once.
 
@@ -169,7 +180,7 @@ def evaluate_run(
     *,
     ckpt: Optional[PathLike] = None,
     segmenter: Optional[PathLike] = None,
-    repeats: int = 1,
+    repeats: int = 5,
     num_fake: Optional[int] = None,
     num_real: Optional[int] = None,
     batch: int = 32,
@@ -181,6 +192,8 @@ def evaluate_run(
     seed: int = 0,
     ema: bool = True,
     data_root: Optional[str] = None,
+    miou_classes: str = "standard",
+    all_branches: bool = False,
     ctx: Optional[DistributedContext] = None,
     progress: bool = False,
     write: bool = True,
@@ -192,7 +205,8 @@ def evaluate_run(
         ckpt: Checkpoint to evaluate (default ``run_dir/checkpoint.pt``).
         segmenter: TorchScript segmenter for mIoU (:mod:`recipes.oco_gan.segmenter`); no mIoU
             without it.
-        repeats: Number of sample sets (``K``); mean and std are over them.
+        repeats: Number of sample sets (``K``, default 5 as in the paper); mean and std are
+            over them.
         num_fake: Unconditional samples per set (default: as many as real images).
         num_real: Use only the first this many validation images (default: all; fewer are for
             quick checks and are not comparable with the paper).
@@ -205,6 +219,10 @@ def evaluate_run(
         seed: Seed of sample set 0 (set ``k`` uses ``seed + k``).
         ema: Use the EMA generator (``False``: the raw trained weights).
         data_root: Data set root overriding the run's ``data.root``.
+        miou_classes: ``"standard"`` (the data set's evaluated classes, e.g. Cityscapes' 19
+            ``trainIds``) or ``"all"`` (every class but don't-care).
+        all_branches: Also measure the branch that the run's ``train.mode`` did not train
+            (flagged in the results); by default its metrics are skipped.
         ctx: Distributed context (default: a single process on CPU).
         progress: Progress bars (rank 0).
         write: Write ``results.json`` and ``results.md`` (rank 0).
@@ -214,6 +232,7 @@ def evaluate_run(
     """
     from ganblocks.metrics import FrechetInceptionDistance, KernelInceptionDistance, MeanIoU
 
+    from .data.datasets import evaluated_classes
     from .generate import load_generator
     from .segmenter import load_segmenter, pair_batches, real_dataset, segment
 
@@ -226,6 +245,8 @@ def evaluate_run(
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     if features not in FEATURES:
         raise ValueError(f"features: expected one of {FEATURES}, got {features!r}")
+    if miou_classes not in ("standard", "all"):
+        raise ValueError(f"miou_classes: expected 'standard' or 'all', got {miou_classes!r}")
     run_dir = Path(run_dir).expanduser()
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run: no run directory at {run_dir}")
@@ -237,6 +258,13 @@ def evaluate_run(
     m = cfg.model
     dtype = G.synthesis.const.dtype
     val = real_dataset(cfg, "val", root=data_root)
+    untrained = () if _stagewise(cfg) else _UNTRAINED.get(cfg.train.mode, ())
+    skipped = {} if all_branches else {
+        key: f"train.mode={cfg.train.mode}: the {branch} branch was not trained"
+        for key, branch in untrained}
+    do_uncond, do_cond = "FID" not in skipped, "CFID" not in skipped
+    ev = evaluated_classes(cfg.data.name, m.num_classes, m.dontcare_index, protocol=miou_classes,
+                           class_names=getattr(val, "class_names", None))
     mask = getattr(val, "labelled_mask", None)
     val_indices = [i for i in range(len(val)) if mask is None or bool(mask[i])]
     if num_real is not None:
@@ -254,8 +282,8 @@ def evaluate_run(
 
     extractor = make_feature_extractor(features, weights=fid_weights, protocol=fid_protocol,
                                        device=device)
-    seg_module, seg_meta = (load_segmenter(segmenter, device=device) if segmenter is not None
-                            else (None, {}))
+    seg_module, seg_meta = (load_segmenter(segmenter, device=device)
+                            if segmenter is not None and do_cond else (None, {}))
     if seg_meta and seg_meta.get("num_classes") not in (None, m.num_classes):
         raise ValueError(f"segmenter: {segmenter} was trained for {seg_meta['num_classes']} "
                          f"classes, the run's model has {m.num_classes}")
@@ -279,7 +307,7 @@ def evaluate_run(
         from tqdm import tqdm
 
         total = math.ceil(n_real / ctx.world_size) + repeats * math.ceil(
-            (n_fake + n_real) / ctx.world_size)
+            (n_fake * do_uncond + n_real * do_cond) / ctx.world_size)
         bar = tqdm(total=total, unit="img", dynamic_ncols=True, desc="oco-gan evaluate")
 
     def advance(k: int) -> None:
@@ -289,7 +317,8 @@ def evaluate_run(
     # -- real images: features once, label maps kept for the conditional samples ---------------
     my_real = [val_indices[i] for i in shard_range(n_real, ctx.rank, ctx.world_size)]
     labels_kept: List[torch.Tensor] = []
-    miou_real = MeanIoU(m.num_classes, ignore_index=m.dontcare_index, device=device)
+    miou_real = MeanIoU(m.num_classes, ignore_index=m.dontcare_index, classes=ev.label_ids,
+                        device=device)
     for images, labels in pair_batches(val, my_real, batch, num_workers=cfg.data.num_workers):
         images = images.to(device)
         f = feats_of(images)
@@ -312,20 +341,24 @@ def evaluate_run(
         gen = torch.Generator().manual_seed(set_seed)
         z_u = torch.randn(n_fake, m.z_dim, generator=gen)[fake_part.start:fake_part.stop]
         z_c = torch.randn(n_real, m.z_dim, generator=gen)[real_part.start:real_part.stop]
+        if do_uncond:
+            fid.reset(keep_real=True)
+            kid.reset(keep_real=True)
+            for zb in z_u.split(batch):
+                with torch.no_grad():
+                    images = G(z=zb.to(device, dtype)).clamp(-1.0, 1.0)
+                f = feats_of(images)
+                fid.update(f, real=False)
+                kid.update(f, real=False)
+                advance(len(zb))
+            per_set["FID"].append(fid.compute())
+            per_set["KID"].append(kid.compute().mean)
+        if not do_cond:
+            continue
         fid.reset(keep_real=True)
         kid.reset(keep_real=True)
-        for zb in z_u.split(batch):
-            with torch.no_grad():
-                images = G(z=zb.to(device, dtype)).clamp(-1.0, 1.0)
-            f = feats_of(images)
-            fid.update(f, real=False)
-            kid.update(f, real=False)
-            advance(len(zb))
-        per_set["FID"].append(fid.compute())
-        per_set["KID"].append(kid.compute().mean)
-        fid.reset(keep_real=True)
-        kid.reset(keep_real=True)
-        miou = MeanIoU(m.num_classes, ignore_index=m.dontcare_index, device=device)
+        miou = MeanIoU(m.num_classes, ignore_index=m.dontcare_index, classes=ev.label_ids,
+                       device=device)
         for zb, lb in zip(z_c.split(batch), my_labels.split(batch)):
             lb = lb.long().to(device)
             with torch.no_grad():
@@ -346,8 +379,6 @@ def evaluate_run(
     if bar is not None:
         bar.close()
 
-    class_names = list(getattr(val, "class_names", None)
-                       or [f"class_{i}" for i in range(m.num_classes)])
     metrics = {key: _summary(values) for key, values in per_set.items() if values}
     results: Dict[str, Any] = {
         "format": "oco-gan-eval",
@@ -371,7 +402,12 @@ def evaluate_run(
                                     and n_fake == n_real),
         "kid": {"num_subsets": kid_subsets, "subset_size": min(kid_subset_size, n_real, n_fake)},
         "world_size": ctx.world_size,
+        "train_mode": cfg.train.mode,
         "metrics": metrics,
+        "skipped": skipped,
+        "untrained_branch": [key for key, _ in untrained if key in metrics],
+        "miou_classes": {"protocol": ev.protocol, "num_classes": len(ev.label_ids),
+                         "label_ids": list(ev.label_ids), "names": list(ev.names)},
         "segmenter": None,
         "seconds": None,
     }
@@ -384,7 +420,7 @@ def evaluate_run(
             "metadata": seg_meta or None,
         }
         results["iou_per_class"] = {n: (None if math.isnan(v) else v)
-                                    for n, v in zip(class_names, mean_iou)}
+                                    for n, v in zip(ev.names, mean_iou)}
     results["seconds"] = time.time() - start_time
     if write and ctx.is_main:
         out = run_dir / "eval"
@@ -392,6 +428,20 @@ def evaluate_run(
         _write_atomic(out / "results.md", results_markdown(results))
     ctx.barrier()
     return results
+
+
+#: Metrics of the branch a training mode leaves untrained: mode → ((metric, branch), ...).
+_UNTRAINED = {
+    "uncond_only": (("CFID", "conditional"), ("CKID", "conditional"), ("mIoU", "conditional")),
+    "cond_only": (("FID", "unconditional"), ("KID", "unconditional")),
+}
+
+
+def _stagewise(cfg: Any) -> bool:
+    """Whether a run continued from another run's weights (``train.init_from``) or froze parts
+    (``train.freeze``): a stage-wise run, whose other branch was trained in an earlier stage."""
+    t = cfg.train
+    return bool(getattr(t, "init_from", None)) or bool(getattr(t, "freeze", None))
 
 
 def _fmt(value: Optional[float], scale: float) -> str:
@@ -435,19 +485,29 @@ def results_markdown(results: Dict[str, Any]) -> str:
     if seg:
         meta.append(("segmenter", f"{seg['path']} (mIoU on real validation images: "
                                   f"{100 * seg['miou_real']:.2f} %, the ceiling)"))
+        classes = results.get("miou_classes")
+        if classes:
+            meta.append(("mIoU classes", f"{classes['num_classes']} ({classes['protocol']})"))
+    for key, why in (results.get("skipped") or {}).items():
+        meta.append((f"{key} skipped", why))
     for key, value in meta:
         if value is not None:
             lines.append(f"- {key}: {value}")
     if results.get("comparable_to_published") is False:
         lines.append("- **not comparable with the paper's tables** (stand-in features or a "
                      "reduced reference set)")
+    untrained = results.get("untrained_branch") or []
+    if untrained:
+        lines.append(f"- **{', '.join(untrained)} measure a branch that train.mode="
+                     f"{results.get('train_mode')} did not train** (marked †)")
     lines += ["", "| metric | mean | std | per set |", "|---|---:|---:|---|"]
     for key, label, scale, better in _TABLE:
         entry = results.get("metrics", {}).get(key)
         if entry is None:
             continue
         per = ", ".join(_fmt(v, scale) for v in entry["values"])
-        lines.append(f"| {label} {better} | {_fmt(entry['mean'], scale)} | "
+        mark = " †" if key in untrained else ""
+        lines.append(f"| {label} {better}{mark} | {_fmt(entry['mean'], scale)} | "
                      f"{_fmt(entry['std'], scale)} | {per} |")
     return "\n".join(lines) + "\n"
 

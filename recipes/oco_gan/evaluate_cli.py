@@ -68,8 +68,10 @@ def register_evaluate(sub: Any) -> None:
         help="compute FID, CFID, KID and mIoU of a trained run",
         description="FID of unconditional samples and CFID of conditional samples (one per "
         "validation label map) against the validation images, KID of both, and the mIoU of a "
-        "segmenter on the conditional samples, with the EMA generator. Writes "
-        "RUN/eval/results.json and RUN/eval/results.md. Runs on several processes under torchrun.",
+        "segmenter on the conditional samples, with the EMA generator, over 5 sample sets by "
+        "default. Metrics of a branch the run did not train (train.mode uncond_only / "
+        "cond_only) are skipped. Writes RUN/eval/results.json and RUN/eval/results.md. Runs on "
+        "several processes under torchrun.",
     )
     p.add_argument("--run", "--run-dir", dest="run", required=True, metavar="DIR",
                    help="run directory (spell it --run-dir under torchrun, whose own parser "
@@ -79,8 +81,9 @@ def register_evaluate(sub: Any) -> None:
     p.add_argument("--segmenter", default=None, metavar="PATH",
                    help="TorchScript segmenter (images [B,3,H,W] in [-1,1] -> logits "
                         "[B,N,H,W]) for mIoU; see 'oco-gan train-segmenter'")
-    p.add_argument("--repeats", type=_positive, default=1, metavar="K",
-                   help="number of sample sets; mean and std over them (the paper: 5)")
+    p.add_argument("--repeats", type=_positive, default=5, metavar="K",
+                   help="number of sample sets; mean and std over them (default 5, as the "
+                        "paper's five sets of samples)")
     p.add_argument("--num-fake", type=_positive, default=None, metavar="N",
                    help="unconditional samples per set (default: as many as validation images)")
     p.add_argument("--num-real", type=_positive, default=None, metavar="N",
@@ -104,6 +107,13 @@ def register_evaluate(sub: Any) -> None:
     p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights G, not G_ema")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="data set root (default: the run's data.root)")
+    p.add_argument("--miou-classes", choices=["standard", "all"], default="standard",
+                   help="classes the mIoU averages over: standard (default; Cityscapes' 19 "
+                        "trainIds, ADE20K's 150, COCO-Stuff's 182, else all but don't-care) or "
+                        "all (every class but don't-care)")
+    p.add_argument("--all-branches", action="store_true",
+                   help="also measure the branch a uncond_only / cond_only run did not train "
+                        "(flagged in the results; skipped by default)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help=_DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -124,7 +134,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             num_fake=args.num_fake, num_real=args.num_real, batch=args.batch,
             features=args.features, fid_weights=args.fid_weights, fid_protocol=args.fid_protocol,
             kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, seed=args.seed,
-            ema=not args.no_ema, data_root=args.data, ctx=ctx, progress=not args.no_progress,
+            ema=not args.no_ema, data_root=args.data, miou_classes=args.miou_classes,
+            all_branches=args.all_branches, ctx=ctx, progress=not args.no_progress,
         )
         if ctx.is_main:
             print(results_markdown(results))

@@ -115,7 +115,9 @@ def load_generator(
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"ckpt: no checkpoint file at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    from ganblocks.train import load_checkpoint
+
+    state = load_checkpoint(path)  # checksum verified: a damaged file is a clear error
     if not isinstance(state, dict) or "config" not in state:
         raise ValueError(f"ckpt: {path} is not an oco-gan checkpoint (no 'config' entry)")
     config = OCOGANConfig.from_dict(state["config"])

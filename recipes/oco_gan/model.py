@@ -13,7 +13,8 @@ Generator: two style networks, one shared synthesis network.
 
 Discriminator: a shared encoder of ResBlockD (no spectral norm), an image-level head (two more
 ResBlockD, conv, two linear layers → one logit) and a segmentation head (ASPP + a U-Net decoder of
-ResBlockU with skips from the encoder, spectral norm on every conv) → N+1 logits per pixel.
+ResBlockU with skips from the encoder, spectral norm on every ASPP and decoder conv) → a 1×1 conv
+to N+1 logits per pixel.
 """
 
 from __future__ import annotations
@@ -313,8 +314,10 @@ class Generator(nn.Module):
         onehot = one_hot_label(label, self.config.num_classes, size=self.config.resolution,
                                dtype=dtype).to(device)
         if z is None:
-            z = torch.randn(onehot.shape[0], self.z_dim, device=device, dtype=dtype,
-                            generator=generator)
+            # Drawn on the generator's device (a CPU generator serves a CUDA model), then moved.
+            where = device if generator is None else generator.device
+            z = torch.randn(onehot.shape[0], self.z_dim, device=where, dtype=dtype,
+                            generator=generator).to(device)
         z = self._check_z(z, "z", spatial_ok=True)
         if z.shape[0] != onehot.shape[0]:
             raise ValueError(f"z: batch size {z.shape[0]} differs from label's {onehot.shape[0]}")
@@ -390,6 +393,8 @@ class Discriminator(nn.Module):
         self.encoder_channels: List[int] = []
         for k in range(1, n_blocks + 1):
             ch = config.d_encoder_channels(h // 2**k)
+            # Table 10's ablation: spectral norm in the shared encoder (on plain convs, as OASIS's
+            # encoder: spectral norm and equalised LR are exclusive); nothing else changes.
             enc.append(ResBlockD(in_ch, ch, equalized=eq and not sn, spectral_norm=sn,
                                  preactivate=k > 1))
             self.encoder_channels.append(ch)
@@ -402,8 +407,7 @@ class Discriminator(nn.Module):
         bw = config.resolution[1] // 2**n_blocks
         down = config.d_head_downsample
         self.head_blocks = nn.ModuleList(
-            ResBlockD(cb, cb, downsample=down, equalized=eq and not sn, spectral_norm=sn)
-            for _ in range(2)
+            ResBlockD(cb, cb, downsample=down, equalized=eq) for _ in range(2)
         )
         if down:
             bh, bw = max(bh // 4, 1), max(bw // 4, 1)
@@ -421,9 +425,11 @@ class Discriminator(nn.Module):
             ups.append(ResBlockU(in_ch + skip, out_ch, spectral_norm=True))
             in_ch = out_ch
         self.decoder = nn.ModuleList(ups)
-        self.seg_out = nn.utils.parametrizations.spectral_norm(
-            nn.Conv2d(in_ch, config.num_classes + 1, 1)
-        )
+        # [choice] No spectral norm on the final 1×1 conv (OASIS has none);
+        # model.seg_out_spectral_norm=true adds it.
+        self.seg_out = nn.Conv2d(in_ch, config.num_classes + 1, 1)
+        if config.seg_out_spectral_norm:
+            self.seg_out = nn.utils.parametrizations.spectral_norm(self.seg_out)
 
     def encode(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Encoder features, from ``H/2`` down to the bottleneck."""
@@ -448,7 +454,12 @@ class Discriminator(nn.Module):
         return self.head_out(x).squeeze(1)
 
     def seg_logits(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Per-pixel N+1 logits ``[B, N+1, H, W]`` from :meth:`encode`'s features."""
+        """Per-pixel N+1 logits ``[B, N+1, H, W]`` from :meth:`encode`'s features.
+
+        ASPP runs on the bottleneck; [choice] its concatenated branches are projected back to the
+        bottleneck's width at the bottleneck's size, and the decoder's first ResBlockU does the
+        upsampling the paper's App. B mentions ("concatenated and upsampled").
+        """
         x = self.aspp(feats[-1])
         n = len(self.decoder)
         for i, block in enumerate(self.decoder):

@@ -53,6 +53,7 @@ RUN_FILES = ("checkpoint.pt", "config.json", "metrics.jsonl")
 SAFE_ON_RESUME = (
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
     "train.num_samples", "data.root", "data.num_workers",
+    "train.eval_every", "train.keep_every", "train.eval_batch", "train.eval_fid_weights",
 )
 
 LOCK_NAME = ".lock"

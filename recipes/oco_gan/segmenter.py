@@ -342,17 +342,23 @@ def segmenter_miou(
     device: Optional[Union[str, torch.device]] = None,
     indices: Optional[List[int]] = None,
     num_workers: int = 0,
+    progress: bool = False,
 ):
     """mIoU of ``module`` on the real images of ``dataset`` (a :class:`MeanIoUResult`).
 
     Under ``torch.distributed`` pass each rank its own ``indices``; the confusion matrix is summed
-    over ranks (a collective).
+    over ranks (a collective). ``progress`` shows a bar over the batches.
     """
     from ganblocks.metrics import MeanIoU
 
     metric = MeanIoU(num_classes, ignore_index=ignore_index)
     indices = _labelled_indices(dataset) if indices is None else indices
-    for images, labels in pair_batches(dataset, indices, batch, num_workers=num_workers):
+    batches = pair_batches(dataset, indices, batch, num_workers=num_workers)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, unit="batch", dynamic_ncols=True, desc="mIoU on the real images")
+    for images, labels in batches:
         logits = segment(module, images.to(device or "cpu"), tuple(labels.shape[1:]), num_classes)
         metric.update(logits.argmax(dim=1).cpu(), labels)
     return metric.compute()
@@ -409,6 +415,33 @@ def _save_torchscript(module: nn.Module, path: Path, metadata: Dict[str, Any]) -
         atomic_write(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra))
 
 
+def check_writable_file(path: PathLike, *, name: str = "out") -> Path:
+    """Fail early, naming ``name``, when file ``path`` could not be written (its folder is
+    created if needed and probed with a temporary file).
+
+    Example:
+        >>> import tempfile, os
+        >>> check_writable_file(tempfile.mkdtemp())
+        Traceback (most recent call last):
+        ...
+        ValueError: out: ... is a directory, expected a file path (e.g. segmenter.pt)
+    """
+    import tempfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}: {path} is a directory, expected a file path "
+                         "(e.g. segmenter.pt)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp"):
+            pass
+    except OSError as err:
+        raise ValueError(f"{name}: cannot write {path} ({err.strerror or err})") from err
+    return path
+
+
 def train_segmenter(
     config: OCOGANConfig,
     out: PathLike,
@@ -458,7 +491,7 @@ def train_segmenter(
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     if not lr > 0:
         raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
-    out = Path(out)
+    out = check_writable_file(out)  # before, not after, the training
     dev = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
     m = config.model
@@ -481,7 +514,14 @@ def train_segmenter(
     flips = torch.Generator().manual_seed(seed + 1)
     stream = _batches(train, indices, min(batch, len(indices)), seed=seed,
                       num_workers=config.data.num_workers, cache=cache)
-    first = [next(stream) for _ in range(min(steps, BALANCE_BATCHES))]
+    n_first = min(steps, BALANCE_BATCHES)
+    if progress:  # reading (and, for small data, caching) the first batches takes a while
+        from tqdm import tqdm
+
+        first = [next(stream) for _ in tqdm(range(n_first), unit="batch", dynamic_ncols=True,
+                                            desc="reading data (class pixel counts)")]
+    else:
+        first = [next(stream) for _ in range(n_first)]
     data = itertools.chain(first, stream)
     weight = None
     if class_balance:
@@ -513,7 +553,8 @@ def train_segmenter(
         bar.close()
     net.eval()
     result = segmenter_miou(net, val, num_classes=m.num_classes, ignore_index=m.dontcare_index,
-                            batch=batch, device=dev, num_workers=config.data.num_workers)
+                            batch=batch, device=dev, num_workers=config.data.num_workers,
+                            progress=progress)
     names = list(getattr(val, "class_names", None) or [f"class_{i}" for i in
                                                       range(m.num_classes)])
     metadata = {

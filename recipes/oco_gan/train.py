@@ -10,11 +10,14 @@ unconditional branch:
   of ``D_c(G(s, z_c))`` with target ``s + 1`` on conditional fakes (optionally the Gumbel-Softmax
   segmentation loss on unconditional fakes); then the EMA generator is updated.
 * **D step**: one encoder pass over ``[real_u, real_c, fake_u, fake_c, labelmix(real_c, fake_c)]``;
-  the image head scores every real against the unconditional fakes (logistic loss), the
-  segmentation head classifies real pixels into their class + 1 (class-balanced) and fake pixels
-  into class 0, and LabelMix ties ``D_c`` of the mixed image to the mix of ``D_c(real)`` and
-  ``D_c(fake)``. Every ``loss.r1_interval`` steps the lazy R1 penalty of the image head on reals is
-  added (×interval). D's Adam is corrected for the lazy schedule.
+  the image head scores the unconditional reals (``loss.image_head_reals``) against the
+  unconditional fakes (logistic loss), the segmentation head classifies real pixels into their
+  class + 1 (class-balanced) and fake pixels into class 0, and LabelMix ties ``D_c`` of the mixed
+  image to the mix of ``D_c(real)`` and ``D_c(fake)``.
+* **R1 step**: every ``loss.r1_interval`` iterations a separate D step on the lazy R1 penalty of
+  the image head on its reals (×interval); D's Adam is corrected for these extra steps.
+
+The steps live in :mod:`recipes.oco_gan.train_steps`.
 
 Every random draw (sample order and flips from seeded global sample streams, latents and LabelMix
 bits from one seeded generator) is identical on every process and saved in checkpoints, and the
@@ -52,6 +55,8 @@ from . import train_steps
 from .config import OCOGANConfig
 from .model import Discriminator, Generator
 from .rundir import dedupe_metrics, record_history, resume_changes
+from .train_parts import freeze_parts, load_init_weights, trainable_parameters
+from .train_select import ModelSelection
 from .train_steps import class_weights
 from .trainer_data import open_training_data
 from .visualize import sample_grid, save_image_grid
@@ -164,10 +169,13 @@ class OCOGANTrainer:
         self.ctx.broadcast_module(self.D)
         self.ema = ExponentialMovingAverage(self.G, decay=t.ema_decay,
                                             rampup_steps=t.ema_rampup_steps)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas)
+        if t.init_from is not None and state is None:  # a resumed run has its own weights
+            load_init_weights(t.init_from, self.G, self.D, self.ema)
+        freeze_parts(self.G, self.D, t.freeze)
+        self.opt_g = torch.optim.Adam(trainable_parameters(self.G), lr=t.lr_g, betas=t.betas)
         lr_d, betas_d = (lazy_adam_params(t.lr_d, t.betas, self.cfg.loss.r1_interval)
                          if self._r1_enabled else (t.lr_d, t.betas))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=betas_d)
+        self.opt_d = torch.optim.Adam(trainable_parameters(self.D), lr=lr_d, betas=betas_d)
         self.augment = None
         if t.ada:
             from ganblocks.augment import AdaptiveAugment
@@ -184,6 +192,7 @@ class OCOGANTrainer:
         self.images_seen = 0
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.mixed_precision == "fp16")
         self._fixed = self._fixed_samples()
+        self.selection = ModelSelection(self)
         if state is not None:
             self._load_state(state)
         if self.ctx.is_main:  # every check passed: record the run
@@ -297,6 +306,7 @@ class OCOGANTrainer:
             "stream_c": self.stream_c.state_dict(),
             "rng": capture_rng_state(self.gen),
             "split": self.data.split,
+            "selection": self.selection.state_dict(),
         }
 
     def _load_state(self, state: Dict[str, Any]) -> None:
@@ -313,14 +323,16 @@ class OCOGANTrainer:
         restore_rng_state(state["rng"], self.gen)
         self.step = int(state["step"])
         self.images_seen = int(state["images_seen"])
+        self.selection.load_state_dict(state.get("selection"))
 
-    def save_checkpoint(self) -> Optional[Path]:
+    def save_checkpoint(self, path: Optional[Path] = None) -> Optional[Path]:
         """Write ``run_dir/checkpoint.pt`` atomically (rank 0 only), keeping the one before as
-        ``checkpoint.prev.pt``."""
-        path = None
+        ``checkpoint.prev.pt``; or a copy of the state at ``path`` (``best.pt``, snapshots)."""
+        target, path = Path(path) if path is not None else self.run_dir / CHECKPOINT, None
         if self.ctx.is_main:
-            path = atomic_save(self.state_dict(), self.run_dir / CHECKPOINT,
-                               keep_previous=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path = atomic_save(self.state_dict(), target,
+                               keep_previous=target == self.run_dir / CHECKPOINT)
         self.ctx.barrier()
         return path
 
@@ -382,11 +394,15 @@ class OCOGANTrainer:
         try:
             with GracefulInterrupt() as stop:
                 while self.step < total:
+                    images_before = self.images_seen
                     logs = self.train_step()
                     last = logs
                     if self.step % t.log_every == 0 or self.step == total:
                         logs = self._mean_over_ranks(logs)
                         logger.log(self.step, {**logs, "kimg": self.images_seen / 1000})
+                    selected = self.selection.after_step(images_before)  # eval, best.pt
+                    if selected:
+                        logger.log(self.step, selected)
                     if bar is not None:
                         elapsed = max(time.time() - start_time, 1e-9)
                         ips = (self.step - start_step) * (self.bu + self.bc) / elapsed

@@ -4,11 +4,15 @@
   class-balanced N+1 loss of ``D_c(G(s, z_c))`` with target ``s + 1`` on conditional fakes
   (optionally the Gumbel-Softmax segmentation loss on unconditional fakes); then the EMA update.
 * :func:`discriminator_step`: one encoder pass over ``[real_u, real_c, fake_u, fake_c,
-  labelmix(real_c, fake_c)]``; the image head scores its reals against the unconditional fakes
-  (logistic loss), the segmentation head classifies real pixels into their class + 1
-  (class-balanced) and fake pixels into class 0, and LabelMix ties ``D_c`` of the mixed image to
-  the mix of ``D_c(real)`` and ``D_c(fake)``. Every ``loss.r1_interval`` steps the lazy R1
-  penalty of the image head on its reals is added (×interval).
+  labelmix(real_c, fake_c)]``; the image head scores its reals (``real_u``, drawn from all
+  training images as Eq. (1) samples the data; ``loss.image_head_reals=all`` adds ``real_c``)
+  against the unconditional fakes (logistic loss), the segmentation head classifies real pixels
+  into their class + 1 (class-balanced) and fake pixels into class 0, and LabelMix ties ``D_c``
+  of the mixed image to the mix of ``D_c(real)`` and ``D_c(fake)``.
+* :func:`r1_step`: every ``loss.r1_interval`` iterations, after the D step, a separate D step on
+  the lazy R1 penalty of the image head on its reals (×interval), as StyleGAN2 schedules it.
+* ADA's ``p`` follows the sign of the image head on its reals, or, in ``cond_only`` (no image
+  head), the sign of the segmentation head's per-image real-vs-fake log-odds on real images.
 
 Random draws come from the trainer's shared generator ``trainer.gen`` in this order: G step
 ``z_u``, ``z_c`` (then the Gumbel noise); D step ``z_u``, ``z_c``, the LabelMix bits. ADA draws
@@ -34,6 +38,8 @@ from ganblocks.losses import (
 )
 from ganblocks.nn import gumbel_softmax
 from ganblocks.train import DistributedContext
+
+from .train_parts import no_grad_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from .train import OCOGANTrainer
@@ -93,11 +99,15 @@ def _shard_sizes(tr: OCOGANTrainer):
 
 def generator_step(tr: OCOGANTrainer, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
     """G step on this rank's conditional label maps ``label_c [b_c, H, W]`` (or ``None``)."""
+    with no_grad_params(tr.D):  # D's frozen parts stay frozen afterwards
+        return _generator_step(tr, label_c)
+
+
+def _generator_step(tr: OCOGANTrainer, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
     cfg, G, D = tr.cfg, tr.G, tr.D
     n_u, n_c = _shard_sizes(tr)
     z_u = tr._randn(tr.bu, cfg.model.z_dim)[tr.shard_u]
     z_c = tr._randn(tr.bc, cfg.model.z_dim)[tr.shard_c]
-    D.requires_grad_(False)
     logs: Dict[str, float] = {}
     with tr._autocast(), tr._phase("G step: G forward"):
         fakes = G.forward_mixed(tr._to_device(z_u) if n_u else None,
@@ -134,21 +144,37 @@ def generator_step(tr: OCOGANTrainer, label_c: Optional[torch.Tensor]) -> Dict[s
             loss = loss + cfg.loss.cond_weight * loss_c
             logs["g/cond"] = loss_c.item()
     with tr._phase("G step: backward + Adam + EMA"):
-        tr.opt_g.zero_grad(set_to_none=True)
-        tr.scaler.scale(loss).backward()
-        tr.ctx.sync_gradients(G.parameters())
-        tr.scaler.step(tr.opt_g)
-        tr.scaler.update()
-        D.requires_grad_(True)
+        _optimizer_step(tr, loss, G, tr.opt_g)
         tr.ema.update(G)
     logs["g/total"] = loss.item()
     return logs
 
 
+def _optimizer_step(tr: OCOGANTrainer, loss: torch.Tensor, module: torch.nn.Module,
+                    opt: torch.optim.Optimizer) -> None:
+    """Backward of ``loss``, gradients summed over ranks, one step of ``opt``."""
+    opt.zero_grad(set_to_none=True)
+    tr.scaler.scale(loss).backward()
+    tr.ctx.sync_gradients(module.parameters())
+    tr.scaler.step(opt)
+    tr.scaler.update()
+
+
+def _rows(feats, *parts: slice):
+    """The rows ``parts`` (concatenated, in order) of every feature map of ``feats``."""
+    return [torch.cat([f[p] for p in parts]) for f in feats]
+
+
+def seg_realness(seg: torch.Tensor) -> torch.Tensor:
+    """Per-image real-vs-fake log-odds of the segmentation head, ``[B]``: the mean over pixels
+    of ``logsumexp(D_c[1:]) − D_c[0]`` (what drives ADA when there is no image head)."""
+    return (torch.logsumexp(seg[:, 1:], dim=1) - seg[:, 0]).flatten(1).mean(1)
+
+
 def discriminator_step(tr: OCOGANTrainer, real_c: Optional[torch.Tensor],
                        label_c: Optional[torch.Tensor]) -> Dict[str, float]:
     """D step on this rank's labelled reals ``real_c``/``label_c`` (the maps of the G step)
-    and a fresh batch of unconditional reals."""
+    and a fresh batch of unconditional reals; then, when due, the lazy R1 step."""
     cfg, G, D = tr.cfg, tr.G, tr.D
     zd = cfg.model.z_dim
     n_u, n_c = _shard_sizes(tr)
@@ -164,6 +190,7 @@ def discriminator_step(tr: OCOGANTrainer, real_c: Optional[torch.Tensor],
                                 tr._to_device(z_c) if n_c else None).to(tr.dtype)
     fake_u, fake_c = fakes[:n_u], fakes[n_u:]
 
+    # One encoder batch: [real_u | real_c | fake_u | fake_c | mixed] (absent parts are empty).
     batch, seg_labels = [], None
     if n_u:
         batch += [augment(tr, real_u)[0]]
@@ -181,15 +208,19 @@ def discriminator_step(tr: OCOGANTrainer, real_c: Optional[torch.Tensor],
         batch += [augment(tr, fake_u)[0]]
     if n_c:
         batch += [fc, mx]
+    r_u, r_c = slice(0, n_u), slice(n_u, n_u + n_c)
+    f_u, f_c = slice(n_u + n_c, 2 * n_u + n_c), slice(2 * n_u + n_c, 2 * n_u + 3 * n_c)
+    with_labelled = cfg.loss.image_head_reals == "all"
 
     with tr._autocast(), tr._phase("D step: D forward"):
         feats = D.encode(torch.cat(batch))
         loss = feats[-1].new_zeros(()).to(tr.dtype)
         if n_u:
-            # Reals (all, labelled or not) against the unconditional fakes.
-            n_real = n_u + n_c
-            img = D.image_logits([f[:n_real + n_u] for f in feats]).to(tr.dtype)
-            real_logits, fake_logits = img[:n_real], img[n_real:]
+            # The image head's reals (the unconditional batch, drawn from all training images;
+            # with image_head_reals=all the labelled batch too) against the unconditional fakes.
+            reals = (r_u, r_c) if with_labelled else (r_u,)
+            img = D.image_logits(_rows(feats, *reals, f_u)).to(tr.dtype)
+            real_logits, fake_logits = img[:-n_u], img[-n_u:]
             loss_u = d_logistic_loss(real_logits, fake_logits)
             loss = loss + cfg.loss.uncond_weight * loss_u
             logs["d/uncond"] = loss_u.item()
@@ -198,9 +229,7 @@ def discriminator_step(tr: OCOGANTrainer, real_c: Optional[torch.Tensor],
             if tr.augment is not None:
                 tr.augment.update(real_logits.detach())  # summed over ranks
         if n_c:
-            start = n_u  # real_c sits right after real_u
-            seg_feats = [torch.cat([f[start:start + n_c], f[n_u + n_c + n_u:]]) for f in feats]
-            seg = D.seg_logits(seg_feats).to(tr.dtype)
+            seg = D.seg_logits(_rows(feats, r_c, f_c)).to(tr.dtype)
             seg_real, seg_fake, seg_mix = seg[:n_c], seg[n_c:2 * n_c], seg[2 * n_c:]
             loss_real = seg_loss(tr, seg_real, seg_labels, real=True)
             loss_fake = seg_loss(tr, seg_fake, seg_labels, real=False)
@@ -209,24 +238,35 @@ def discriminator_step(tr: OCOGANTrainer, real_c: Optional[torch.Tensor],
                 + cfg.loss.labelmix_weight * loss_lm
             logs.update({"d/cond_real": loss_real.item(), "d/cond_fake": loss_fake.item(),
                          "d/labelmix": loss_lm.item()})
-
-    if tr._r1_enabled and tr.step % cfg.loss.r1_interval == 0:
-        with tr._phase("D step: R1 forward + input gradient"):
-            reals = torch.cat([x for x in (real_u, real_c) if x is not None]).detach()
-            reals.requires_grad_(True)
-            x_aug = augment(tr, reals)[0]
-            logits = D.image_logits(D.encode(x_aug)).to(tr.dtype)
-            penalty = r1_penalty(logits, reals).mean()
-            # (γ/2)·E‖∇D_u‖², lazily: every `interval` steps, times `interval`. A
-            # regulariser, so not scaled by the unconditional loss weight.
-            loss = loss + (cfg.loss.r1_gamma / 2) * penalty * cfg.loss.r1_interval
-            logs["d/r1"] = penalty.item()
+            if tr.augment is not None and not n_u:
+                # No image head (cond_only): ADA follows the segmentation head's real pixels.
+                tr.augment.update(seg_realness(seg_real.detach()))
 
     with tr._phase("D step: backward + Adam"):
-        tr.opt_d.zero_grad(set_to_none=True)
-        tr.scaler.scale(loss).backward()
-        tr.ctx.sync_gradients(D.parameters())
-        tr.scaler.step(tr.opt_d)
-        tr.scaler.update()
+        _optimizer_step(tr, loss, D, tr.opt_d)
     logs["d/total"] = loss.item()
+
+    if tr._r1_enabled and tr.step % cfg.loss.r1_interval == 0:
+        reals = [real_u] + ([real_c] if with_labelled and n_c else [])
+        logs.update(r1_step(tr, torch.cat(reals)))
     return logs
+
+
+def r1_step(tr: OCOGANTrainer, reals: torch.Tensor) -> Dict[str, float]:
+    """The lazy R1 step (StyleGAN2's schedule): a D step of its own on
+    ``(γ/2)·E‖∇_x D_u(x)‖² × interval`` over the image head's reals ``reals``.
+
+    It runs every ``loss.r1_interval`` iterations after the main D step, with the same Adam
+    (whose lr and betas are corrected for the extra steps, see
+    :func:`~ganblocks.losses.lazy_adam_params`). A regulariser, so not scaled by the
+    unconditional loss weight.
+    """
+    cfg, D = tr.cfg, tr.D
+    with tr._phase("D step: R1"):
+        reals = reals.detach().requires_grad_(True)
+        with tr._autocast():
+            logits = D.image_logits(D.encode(augment(tr, reals)[0])).to(tr.dtype)
+        penalty = r1_penalty(logits, reals).mean()
+        loss = (cfg.loss.r1_gamma / 2) * penalty * cfg.loss.r1_interval
+        _optimizer_step(tr, loss, D, tr.opt_d)
+    return {"d/r1": penalty.item()}

@@ -132,7 +132,20 @@ def load_nvlabs_state_dict(
             f"state_dict: expected a mapping of tensors, got {type(state_dict).__name__}"
         )
     ours = model.state_dict()
-    model.load_state_dict(from_nvlabs_keys(state_dict, ours, prefix_kind), strict=True)
+    untracked = _untracked_w_avg(model)
+    if untracked:  # built with w_avg_beta=None: the original has no w_avg buffer
+        ours = {k: v for k, v in ours.items() if k != untracked}
+    loaded = from_nvlabs_keys(state_dict, ours, prefix_kind)
+    if untracked:
+        loaded[untracked] = model.state_dict()[untracked]
+    model.load_state_dict(loaded, strict=True)
+
+
+def _untracked_w_avg(model: nn.Module) -> str:
+    mapping = getattr(model, "mapping", None)
+    if mapping is not None and getattr(mapping, "track_w_avg", True) is False:
+        return "mapping.truncation.w_avg"
+    return ""
 
 
 def _unused_filter_modules(model: nn.Module, prefix_kind: str) -> List[str]:
@@ -151,7 +164,10 @@ def to_nvlabs_state_dict(model: nn.Module, *, prefix_kind: str) -> Dict[str, tor
     """Our ``model``'s state dict under NVlabs' key names, with every original buffer present."""
     inverse = _RULES[prefix_kind][1]
     out: Dict[str, torch.Tensor] = {}
+    untracked = _untracked_w_avg(model)
     for key, value in model.state_dict().items():
+        if key == untracked:
+            continue
         new = _rename(key, inverse)
         if new is None:
             raise KeyError(f"model: no original name for our key {key!r}")

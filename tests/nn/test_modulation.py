@@ -242,3 +242,13 @@ def test_modulated_conv_state_dict_is_plain():
     layer = ModulatedConv2d(3, 4, 3, 6, up=2)
     assert set(layer.state_dict()) == {"weight", "bias", "affine.weight", "affine.bias"}
     torch.testing.assert_close(layer.affine.bias * layer.affine.bias_gain, torch.ones(3))
+
+
+def test_float16_demodulated_conv_does_not_overflow():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 8, 8)
+    w, s = torch.randn(4, 8, 3, 3) * 300, torch.randn(2, 8) * 300  # products overflow float16
+    y32 = modulated_conv2d(x, w, s, padding=1)
+    y16 = modulated_conv2d(x.half(), w, s, padding=1)
+    assert y16.dtype == torch.float16 and torch.isfinite(y16).all()
+    assert (y16.float() - y32).abs().max() <= 2e-2 * y32.abs().max()

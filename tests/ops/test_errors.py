@@ -39,7 +39,7 @@ X = torch.randn(1, 2, 8, 8)
         (lambda: upfirdn2d(X.long(), None), TypeError, r"^x: .*floating"),
         (lambda: upfirdn2d(X.numpy(), None), TypeError, r"^x: .*torch.Tensor"),
         (lambda: upfirdn2d(X, None, gain="2"), TypeError, r"^gain: "),
-        (lambda: upfirdn2d(X, None, impl="cuda"), ValueError, r"^impl: "),
+        (lambda: upfirdn2d(X, None, impl="gpu"), ValueError, r"^impl: "),
         (lambda: bias_act(X, torch.zeros(3)), ValueError, r"^b: expected 2 elements"),
         (lambda: bias_act(X, torch.zeros(2, 1)), ValueError, r"^b: .*rank 1"),
         (lambda: bias_act(X, torch.zeros(8), dim=5), ValueError, r"^dim: "),

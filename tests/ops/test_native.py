@@ -405,14 +405,14 @@ def test_bias_dtype_differs_from_x():
 
 def test_impl_none_uses_native_and_unsupported_dtypes_fall_back():
     x = torch.randn(1, 2, 4, 4)
-    assert native.resolve_impl(None, x) == "native"
-    assert native.resolve_impl("native", x) == "native"
-    half = x.half()
-    assert native.resolve_impl(None, half) == "ref"
-    with pytest.raises(TypeError, match=r"impl='native'.*float16"):
-        native.resolve_impl("native", half)
-    y = upsample2d(half, setup_filter([1, 1]))  # quietly the reference path
-    assert y.dtype == torch.float16
+    for dtype in native._CPU_DTYPES:
+        assert native.resolve_impl(None, x.to(dtype)) == "native"
+        assert native.resolve_impl("native", x.to(dtype)) == "native"
+    meta = x.to("meta")  # a device without native kernels
+    assert native.resolve_impl(None, meta) == "ref"
+    with pytest.raises(TypeError, match=r"impl='native'.*on meta"):
+        native.resolve_impl("native", meta)
+    assert upsample2d(meta, setup_filter([1, 1])).shape == (1, 2, 8, 8)  # quietly the reference
     with pytest.raises(ValueError, match=r"^impl: .*'fast'"):
         native.resolve_impl("fast", x)
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -275,3 +276,107 @@ def test_python_m_ganblocks_ops():
     assert "native + ref" in out.stdout
     assert "double backward (R1)" in out.stdout
     assert "self-check: passed" in out.stdout
+
+
+# ---- build robustness: private build folders, unwritable caches, CUDA failures ----------------
+
+
+def _fake_compile(calls: list):
+    """Stands in for the compiler: writes a library file into the folder it is given."""
+
+    def compile_(spec, folder):
+        calls.append(Path(folder))
+        path = Path(folder) / f"{spec['name']}.so"
+        path.write_bytes(b"not really a library")
+        return path
+
+    return compile_
+
+
+def test_build_runs_in_a_private_folder_renamed_into_place(tmp_path, monkeypatch):
+    """Compilers of a killed build can only write into their own abandoned folder: each build
+    compiles into a fresh private folder, clears abandoned ones, and renames itself into place
+    complete with its marker."""
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(tmp_path))
+    final = native.build_dir("cpu")
+    abandoned = final.with_name(f"{final.name}.tmp-{_dead_pid()}-x1")
+    abandoned.mkdir(parents=True)
+    (abandoned / "ops.o").write_text("written by a compiler of a killed build")
+    calls = []
+
+    def compile_(spec, folder):
+        assert not abandoned.exists() and not final.exists()
+        return _fake_compile(calls)(spec, folder)
+
+    monkeypatch.setattr(native, "_compile", compile_)
+    with pytest.warns(native.NativeBuildWarning, match="half-built folder"):
+        path = native._build_and_load("cpu")
+    (folder,) = calls
+    assert folder.parent == final.parent and folder.name.startswith(f"{final.name}.tmp-")
+    assert path.parent == final and path.read_bytes() == b"not really a library"
+    assert json.loads((final / "build.json").read_text())["key"] in final.name
+    assert sorted(p.name for p in final.parent.iterdir()) == [final.name, f"{final.name}.lock"]
+
+
+def test_failed_build_leaves_no_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(tmp_path))
+
+    def failing(spec, folder):
+        (Path(folder) / "ops.o").write_text("partial")
+        raise RuntimeError("error: compiler crashed")
+
+    monkeypatch.setattr(native, "_compile", failing)
+    with pytest.raises(RuntimeError, match="compiler crashed"):
+        native._build_and_load("cpu")
+    assert [p.name for p in native.build_dir("cpu").parent.iterdir()] == [
+        f"{native.build_dir('cpu').name}.lock"]
+
+
+def test_unwritable_cache_falls_back_to_a_temporary_one(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(blocker / "cache"))  # cannot be created
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    calls = []
+    monkeypatch.setattr(native, "_compile", _fake_compile(calls))
+    with pytest.warns(native.NativeBuildWarning,
+                      match=r"not writable .*GANBLOCKS_CACHE_DIR to a writable folder"):
+        path = native._build_and_load("cpu")
+    assert path.is_relative_to(tmp_path / "tmp") and (path.parent / "build.json").is_file()
+
+
+def test_build_shows_the_stale_lock_notice(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(tmp_path))
+    native.build()  # the real library is loaded in this process, whatever _compile writes
+    lock = native.build_dir("cpu").with_name(native.build_dir("cpu").name + ".lock")
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": "elsewhere", "started": 0}))
+    monkeypatch.setattr(native, "_compile", _fake_compile([]))
+    monkeypatch.setattr(native, "_flavour", lambda: "cpu")
+    with native._isolated_state(), pytest.warns(native.NativeBuildWarning,
+                                                match="stale build lock left by PID"):
+        assert native.build().parent == native.build_dir("cpu")
+
+
+def test_cuda_build_failure_keeps_the_cpu_kernels(monkeypatch):
+    if os.environ.get("GANBLOCKS_NATIVE", "auto").strip().lower() in ("0", "off"):
+        pytest.skip("native kernels disabled by GANBLOCKS_NATIVE=0")
+    native.build()  # the CPU build, cached
+    real = native._build_and_load
+    tried = []
+
+    def build_and_load(flavour):
+        tried.append(flavour)
+        if flavour == "cuda":
+            raise RuntimeError("nvcc fatal: Unsupported gpu architecture 'compute_999'")
+        return real(flavour)
+
+    monkeypatch.setattr(native, "_flavour", lambda: "cuda")
+    monkeypatch.setattr(native, "_build_and_load", build_and_load)
+    with native._isolated_state():
+        with pytest.warns(native.NativeBuildWarning,
+                          match=r"(?s)CUDA kernels failed.*compute_999"):
+            assert native.is_available(torch.device("cpu"))
+        assert tried == ["cuda", "cpu"]
+        assert native.status()["flavour"] == "cpu" and not native.is_available("cuda")

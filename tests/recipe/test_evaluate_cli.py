@@ -164,7 +164,7 @@ def test_single_set_has_no_std_and_no_miou_without_segmenter(run, tmp_path):
     run_dir, _ = run
     ckpt = tmp_path / "copy.pt"
     ckpt.write_bytes((run_dir / "checkpoint.pt").read_bytes())
-    assert _evaluate(run_dir, "--ckpt", str(ckpt), "--features", "randconv",
+    assert _evaluate(run_dir, "--ckpt", str(ckpt), "--features", "randconv", "--repeats", "1",
                      "--num-real", "6", "--kid-subsets", "3") == 0
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     assert results["checkpoint"] == str(ckpt)
@@ -221,7 +221,7 @@ def _fid_helper_weights():
 def test_tiny_evaluation_with_the_real_inception(run, monkeypatch):
     run_dir, _ = run
     monkeypatch.delenv(FID_WEIGHTS_ENV, raising=False)
-    assert _evaluate(run_dir, "--num-real", "3", "--kid-subsets", "2") == 0
+    assert _evaluate(run_dir, "--num-real", "3", "--kid-subsets", "2", "--repeats", "1") == 0
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     assert results["features"] == "inception" and results["fid_protocol"] == "pytorch-fid"
     assert results["comparable_to_published"] is False  # a reduced reference set

@@ -326,14 +326,17 @@ def test_mean_base_map_is_the_seeded_average():
 )
 def test_encoder_conv_kind_follows_the_config(extra, equalized, spectral):
     """Equalised convs unless d_equalized=false or spectral norm is asked for (they exclude each
-    other); spectral norm only when asked (the paper's Table 10)."""
+    other); spectral norm only when asked (the paper's Table 10), and only in the encoder: the
+    image head keeps its convs."""
     _, _, D = make_models(*extra)
-    for block in [*D.encoder, *D.head_blocks]:
-        convs = [m for m in block.modules() if isinstance(m, (EqualConv2d, torch.nn.Conv2d))]
-        assert convs
-        assert all(isinstance(c, EqualConv2d) == equalized for c in convs)
-        assert all(parametrize.is_parametrized(c, "weight") == spectral for c in convs
-                   if isinstance(c, torch.nn.Conv2d))
+    head = (D.head_blocks, "model.d_equalized=false" not in extra, False)
+    for blocks, eq, sn in ((D.encoder, equalized, spectral), head):
+        for block in blocks:
+            convs = [m for m in block.modules() if isinstance(m, (EqualConv2d, torch.nn.Conv2d))]
+            assert convs
+            assert all(isinstance(c, EqualConv2d) == eq for c in convs)
+            assert all(parametrize.is_parametrized(c, "weight") == sn for c in convs
+                       if isinstance(c, torch.nn.Conv2d))
 
 
 @pytest.mark.parametrize("net", [Generator, Discriminator])

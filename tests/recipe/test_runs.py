@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from oco_tiny import tiny_config
+from oco_tiny import TINY, tiny_config
 
 from ganblocks.train import MetricsLogger, load_checkpoint
 from recipes.oco_gan.cli import main
@@ -119,19 +119,66 @@ def test_refusals_of_the_output_folder(tmp_path, capsys):
     assert not (tmp_path / "empty").exists()  # nothing left behind by a refused start
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions, so a read-only "
-                    "folder is writable to it")
-def test_read_only_output_folder(tmp_path, capsys):
-    ro = tmp_path / "ro"
+def _as_unprivileged(fn):
+    """Run ``fn() -> str`` in a forked child that, when we are root (who ignores file
+    permissions), first drops to user ``nobody``; returns what ``fn`` returned."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.close(r)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            os.write(w, fn().encode())
+            code = 0
+        except BaseException:
+            import traceback
+
+            os.write(w, traceback.format_exc().encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    assert os.waitpid(pid, 0)[1] == 0, out
+    return out
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_read_only_output_folder():
+    import contextlib
+    import io
+    import tempfile
+
+    base = Path(tempfile.mkdtemp())  # in /tmp: reachable by the unprivileged child
+    base.chmod(0o755)
+    ro = base / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    try:
-        assert _train("--out", str(ro / "run")) == 2
-        assert _train("--out", str(ro)) == 2
-    finally:
-        ro.chmod(0o755)
-    err = capsys.readouterr().err
-    assert "is not writable" in err and "Traceback" not in err
+
+    # Import everything the command needs first: the child may not read the Python install.
+    import recipes.oco_gan.train  # noqa: F401
+    from recipes.oco_gan.cli import build_parser
+
+    build_parser()
+
+    def attempt() -> str:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            codes = [_train("--out", str(ro / "run")), _train("--out", str(ro))]
+        return json.dumps({"codes": codes, "err": err.getvalue()})
+
+    result = json.loads(_as_unprivileged(attempt))
+    assert result["codes"] == [2, 2]
+    err = result["err"]
+    assert f"--out {ro / 'run'} is not writable (cannot create it in {ro})" in err, err
+    assert f"--out {ro} is not writable" in err and "Traceback" not in err
+    assert list(ro.iterdir()) == []
+    ro.chmod(0o755)
+    shutil.rmtree(base)
 
 
 def test_failed_start_leaves_no_run_behind(tmp_path, capsys):
@@ -194,7 +241,7 @@ def test_resume_extends_a_finished_run_exactly(tmp_path, capsys):
     """N steps, then --resume --steps 2N, equals 2N steps straight (bit for bit)."""
     cfg = tmp_path / "tiny.json"
     tiny_config().save(cfg)
-    n = 3
+    n = 2
     ext, straight = tmp_path / "extended", tmp_path / "straight"
     assert _train("--config", str(cfg), "--out", str(ext), "--steps", str(n)) == 0
     (ext / ".checkpoint.pt.orphan.tmp").write_bytes(b"torn")  # a killed write's leftover
@@ -269,3 +316,50 @@ def test_full_disk_during_training_keeps_the_checkpoint(finished_run, tmp_path, 
     assert (run / "checkpoint.pt").read_bytes() == ckpt
     assert not list(run.glob(".*.tmp"))
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 2
+
+
+def test_train_segmenter_checks_its_output_before_training(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for out, message in ((tmp_path, "is a directory, expected a file path"),
+                         (a_file / "seg.pt", f"cannot write {a_file / 'seg.pt'}")):
+        assert main(["train-segmenter", "--data-preset", "demo", "--out", str(out),
+                     "--no-progress", "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert a_file.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_demo_trains_a_fixed_number_of_iterations(tmp_path, capsys):
+    from recipes.oco_gan.cli import DEMO_STEPS, _demo_config, build_parser
+
+    parser = build_parser()
+    assert _demo_config(parser.parse_args(["demo"])).train.steps == DEMO_STEPS >= 860
+    assert _demo_config(parser.parse_args(["demo", "--steps", "5"])).train.steps == 5
+    assert _demo_config(parser.parse_args(["demo", "--minutes", "2"])).train.steps > 10**8
+    out = tmp_path / "demo"
+    tiny = [t for t in TINY if not t.startswith("train.log_every")]
+    assert main(["demo", "--steps", "2", "--out", str(out), "--device", "cpu", *tiny]) == 0
+    err = capsys.readouterr().err
+    assert "2/2 [" in err and "<" in err  # a bar with its total and remaining time (ETA)
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
+
+
+def test_generate_refuses_a_damaged_checkpoint(finished_run, tmp_path, capsys):
+    run = _copy(finished_run[0], tmp_path / "run")
+    _flip(run)
+    assert main(["generate", "--ckpt", str(run / "checkpoint.pt"), "--out",
+                 str(tmp_path / "samples"), "--num", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "is corrupt or incomplete (checksum mismatch)" in err and "Traceback" not in err
+    assert "checkpoint.prev.pt" in err
+
+
+def test_failed_overwrite_puts_the_old_run_back(finished_run, tmp_path, capsys):
+    run = _copy(finished_run[0], tmp_path / "run")
+    before = _snapshot(run)
+    assert _train("--preset", "folder", "--data", str(tmp_path / "missing"), "--out", str(run),
+                  "--overwrite") == 2
+    assert "folder root" in capsys.readouterr().err
+    assert _snapshot(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing moved aside

@@ -83,6 +83,10 @@ class Recorder:
             return out
 
         trainer._fetch = spy_fetch
+        # Every optimiser step: the gradients it applies and the parameters it starts from.
+        self.opt_steps = {"G": [], "D": []}
+        for key, opt, net in (("G", trainer.opt_g, trainer.G), ("D", trainer.opt_d, trainer.D)):
+            self._spy_opt(key, opt, net)
         if trainer.augment is not None:
             sample = trainer.augment.sample
 
@@ -93,6 +97,17 @@ class Recorder:
 
             trainer.augment.sample = spy_sample
 
+    def _spy_opt(self, key, opt, net):
+        step = opt.step
+
+        def spy_step(*args, **kwargs):
+            self.opt_steps[key].append((
+                [None if p.grad is None else p.grad.clone() for p in net.parameters()],
+                [p.detach().clone() for p in net.parameters()]))
+            return step(*args, **kwargs)
+
+        opt.step = spy_step
+
     def step(self):
         tr = self.trainer
         self.step_index = tr.step
@@ -101,11 +116,12 @@ class Recorder:
         self.gen_state = tr.gen.get_state()
         self.fetched.clear()
         self.draws.clear()
+        for calls in self.opt_steps.values():
+            calls.clear()
+        sign_sum = None if tr.augment is None else float(tr.augment.sign_sum)
         self.logs = tr.train_step()
-        self.g_grads = [p.grad.clone() if p.grad is not None else None
-                        for p in tr.G.parameters()]
-        self.d_grads = [p.grad.clone() if p.grad is not None else None
-                        for p in tr.D.parameters()]
+        if sign_sum is not None:
+            self.ada_signs = float(tr.augment.sign_sum) - sign_sum
         self.G1 = copy.deepcopy(tr.G)
         return self
 
@@ -203,9 +219,11 @@ def reference_step(rec, cfg, *, ada):
         start = sum(sizes[:names.index(name)])
         return [f[start:start + rows[name].shape[0]] for f in fs]
 
+    with_labelled = use_c and loss_cfg.image_head_reals == "all"
     if use_u:
-        # The image head: every real (unlabelled and labelled) against the unconditional fakes.
-        reals = [part("real_u", feats)] + ([part("real_c", feats)] if use_c else [])
+        # The image head: the unconditional reals (drawn from all training images; with
+        # image_head_reals=all the labelled reals too) against the unconditional fakes.
+        reals = [part("real_u", feats)] + ([part("real_c", feats)] if with_labelled else [])
         real_feats = [torch.cat(fs) for fs in zip(*reals)]
         real_logits = D.image_logits(real_feats)
         fake_logits = D.image_logits(part("fake_u", feats))
@@ -213,6 +231,7 @@ def reference_step(rec, cfg, *, ada):
         logs.update({"d/uncond": lu, "d/real_logit": real_logits.mean(),
                      "d/fake_logit": fake_logits.mean()})
         loss_d = loss_d + loss_cfg.uncond_weight * lu
+        ada_signs = real_logits.sign().sum()
     if use_c:
         seg_feats = [torch.cat(fs) for fs in zip(part("real_c", feats), part("fake_c", feats),
                                                   part("mixed", feats))]
@@ -224,18 +243,30 @@ def reference_step(rec, cfg, *, ada):
         logs.update({"d/cond_real": l_real, "d/cond_fake": l_fake, "d/labelmix": l_lm})
         loss_d = loss_d + loss_cfg.cond_weight * (l_real + l_fake) \
             + loss_cfg.labelmix_weight * l_lm
+        if not use_u:  # no image head: ADA follows D_c's real-vs-fake log-odds on real images
+            odds = torch.logsumexp(s_real[:, 1:], dim=1) - s_real[:, 0]
+            ada_signs = odds.mean(dim=(1, 2)).sign().sum()
+    logs["d/total"] = loss_d
+    d_grads = [torch.autograd.grad(loss_d, list(D.parameters()), allow_unused=True)]
     if use_u and loss_cfg.r1_gamma > 0 and rec.step_index % loss_cfg.r1_interval == 0:
-        x = torch.cat([r for r in (real_u, real_c) if r is not None]).detach().requires_grad_()
+        # The lazy R1 step: a D step of its own, on D as the main D step left it.
+        with torch.no_grad():
+            for p, value in zip(D.parameters(), rec.opt_steps["D"][1][1]):
+                p.copy_(value)
+        reals = [real_u] + ([real_c] if with_labelled else [])
+        x = torch.cat(reals).detach().requires_grad_()
         logits = D.image_logits(D.encode(augment(x)))
         (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
         penalty = grad.square().sum(dim=(1, 2, 3)).mean()
         logs["d/r1"] = penalty
-        # (γ/2)·E‖∇D_u‖², every `interval` D steps, multiplied by the interval.
-        loss_d = loss_d + loss_cfg.r1_gamma / 2 * penalty * loss_cfg.r1_interval
-    logs["d/total"] = loss_d
-    d_grads = torch.autograd.grad(loss_d, list(D.parameters()), allow_unused=True)
+        # (γ/2)·E‖∇D_u‖², every `interval` iterations, multiplied by the interval.
+        loss_r1 = loss_cfg.r1_gamma / 2 * penalty * loss_cfg.r1_interval
+        d_grads.append(torch.autograd.grad(loss_r1, list(D.parameters()), allow_unused=True))
     assert not draws, f"{len(draws)} ADA draws were not used by the reference"
-    return {k: float(v.detach()) for k, v in logs.items()}, g_grads, d_grads
+    logs = {k: float(v.detach()) for k, v in logs.items()}
+    if ada:
+        logs["ada/signs"] = float(ada_signs.detach())
+    return logs, [g_grads], d_grads
 
 
 def assert_grads_match(got, want, names, what):
@@ -257,12 +288,24 @@ def check_step(trainer, *, ada, steps_before=0):
     rec = Recorder(trainer).step()
     want, g_grads, d_grads = reference_step(rec, trainer.cfg, ada=ada)
     got = {k: v for k, v in rec.logs.items() if k != "ada/p"}
+    if ada:
+        got["ada/signs"] = rec.ada_signs  # the statistic that drives p
     assert got.keys() == want.keys()
     for k in want:
         assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-12), k
-    assert_grads_match(rec.g_grads, g_grads, [n for n, _ in trainer.G.named_parameters()], "G")
-    assert_grads_match(rec.d_grads, d_grads, [n for n, _ in trainer.D.named_parameters()], "D")
+    # One G step; one D step, plus the R1 step when it is due.
+    for key, net, grads in (("G", trainer.G, g_grads), ("D", trainer.D, d_grads)):
+        assert len(rec.opt_steps[key]) == len(grads), key
+        names = [n for n, _ in net.named_parameters()]
+        for (got_grads, _), want_grads in zip(rec.opt_steps[key], grads):
+            assert_grads_match(got_grads, want_grads, names, key)
     return rec
+
+
+def test_labelled_reals_on_the_image_head_switch(tmp_path):
+    trainer = OCOGANTrainer(tiny_config(*WEIGHTS, "loss.image_head_reals=all", "train.ada=true"),
+                            tmp_path, progress=False)
+    check_step(trainer, ada=True)
 
 
 @pytest.mark.parametrize("ada", [False, True], ids=["plain", "ada"])

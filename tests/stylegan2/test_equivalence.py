@@ -85,6 +85,7 @@ def test_round_trip_to_original_keys(case):
 @pytest.mark.parametrize("architecture", ["orig", "skip", "resnet"])
 def test_every_architecture_round_trips(architecture):
     torch.manual_seed(0)
+    w_avg = {"w_avg_beta": None} if architecture == "orig" else {}  # no w_avg buffer at all
     gk = dict(
         z_dim=8,
         c_dim=2,
@@ -93,7 +94,7 @@ def test_every_architecture_round_trips(architecture):
         img_channels=3,
         channel_base=64,
         channel_max=16,
-        mapping_kwargs={"num_layers": 2},
+        mapping_kwargs={"num_layers": 2, **w_avg},
         architecture=architecture,
     )
     dk = dict(
@@ -106,6 +107,7 @@ def test_every_architecture_round_trips(architecture):
         mapping_kwargs={"num_layers": 1},
     )
     G, D = Generator(**gk).eval(), Discriminator(**dk).eval()
+    assert ("mapping.w_avg" in G.to_nvlabs()) == (not w_avg)
     G2 = Generator.from_nvlabs(G.to_nvlabs(), **gk).eval()
     D2 = Discriminator.from_nvlabs(D.to_nvlabs(), **dk).eval()
     z, c = torch.randn(4, 8), torch.eye(2)[[0, 1, 0, 1]]

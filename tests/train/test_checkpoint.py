@@ -131,6 +131,7 @@ def test_full_disk_keeps_the_previous_file_and_says_so(tmp_path, monkeypatch):
 
 def _write_forever(path, out_fd: int) -> None:
     """Child process: write checkpoints back to back, announcing each finished step."""
+    torch.set_num_threads(1)  # as DataLoader workers do after a fork
     step = 0
     while True:
         step += 1
