@@ -1,0 +1,144 @@
+"""``oco-gan experiment ablation``: the smoke scale end to end, and resuming a half-finished one."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from recipes.oco_gan import experiment as ex
+from recipes.oco_gan.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ablation") / "smoke"
+    rc = main(["experiment", "ablation", "--scale", "smoke", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_smoke_writes_every_arm_table_and_chart(finished: Path):
+    res = json.loads((finished / "results.json").read_text())
+    arms = {a["name"]: a for a in res["arms"]}
+    assert sorted(arms) == sorted(f"{r}-{m}-s0" for r in ex.REGIMES for m in ex.MODES)
+    scale = ex.SCALES["smoke"]
+    for name, arm in arms.items():
+        run = finished / arm["run_dir"]
+        # Every arm is a normal run directory, trained to the step count that sees the same
+        # number of images as every other arm.
+        assert (run / "config.json").is_file() and (run / "checkpoint.pt").is_file()
+        cfg = json.loads((run / "config.json").read_text())
+        assert cfg["train"]["mode"] == arm["mode"] and cfg["data"]["regime"] == arm["regime"]
+        bc = cfg["train"]["batch_cond"] if arm["mode"] != "uncond_only" else 0
+        bu = cfg["train"]["batch_uncond"] if arm["mode"] != "cond_only" else 0
+        assert arm["steps"] == math.ceil(scale.images / (bu + bc))
+        assert bc == 0 or bc == (scale.batch_cond_semi if arm["regime"] == "semi"
+                                 else scale.batch_cond)
+        # Scored only on what the mode trains.
+        assert set(arm["metrics"]) == set(ex.SCORED[arm["mode"]])
+        for metric, value in arm["metrics"].items():
+            assert value is not None and math.isfinite(value["mean"]), (name, metric)
+    # The summary is the mean over seeds of each arm's metric (one seed here).
+    for arm in arms.values():
+        for metric, value in arm["metrics"].items():
+            stats = res["summary"][arm["regime"]][arm["mode"]][metric]
+            assert stats["n"] == 1 and stats["mean"] == pytest.approx(value["mean"])
+    verdicts = [c["verdict"] for c in res["claims"]]
+    assert all(v.startswith("inconclusive (one seed") for v in verdicts)
+    md = (finished / "results.md").read_text()
+    assert "| hybrid |" in md and "57.4" in md and "55.8" in md  # the paper's numbers beside
+    png = (finished / "results.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_rerun_of_a_finished_experiment_trains_nothing(finished: Path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ex, "_in_process", lambda argv, log: calls.append(argv) or 0)
+    before = json.loads((finished / "results.json").read_text())
+    assert main(["experiment", "ablation", "--scale", "smoke", "--out", str(finished),
+                 "--no-progress"]) == 0
+    assert calls == []
+    after = json.loads((finished / "results.json").read_text())
+    assert after["summary"] == before["summary"]
+
+
+def test_resume_of_a_half_finished_experiment_matches_an_uninterrupted_one(
+        finished: Path, tmp_path, monkeypatch):
+    out = tmp_path / "resumed"
+    real = ex._in_process
+    trained = []
+
+    def stops_in_the_third_arm(argv, log):
+        if argv[0] == "train":
+            trained.append(argv)
+            if len(trained) == 3:  # the third arm is killed half-way (its checkpoint stays)
+                i = argv.index("--steps")
+                argv = [*argv[:i + 1], str(int(argv[i + 1]) // 2), *argv[i + 2:]]
+        return real(argv, log)
+
+    monkeypatch.setattr(ex, "_in_process", stops_in_the_third_arm)
+    args = ["experiment", "ablation", "--scale", "smoke", "--out", str(out), "--no-progress"]
+    assert main(args) == 1  # reports the interrupted arm
+    assert len(trained) == 3 and not (out / "results.json").exists()
+
+    trained.clear()
+    monkeypatch.setattr(ex, "_in_process", lambda argv, log: (
+        trained.append(argv) if argv[0] == "train" else None) or real(argv, log))
+    assert main(args) == 0
+    names = [Path(a[a.index("--out") + 1]).name for a in trained]
+    # The two finished arms are skipped, the third resumes, the other three start.
+    assert names == ["limited-hybrid-s0", "semi-uncond_only-s0", "semi-cond_only-s0",
+                     "semi-hybrid-s0"]
+    assert "--resume" in trained[0] and all("--resume" not in a for a in trained[1:])
+    resumed = json.loads((out / "results.json").read_text())
+    straight = json.loads((finished / "results.json").read_text())
+    assert resumed["summary"] == straight["summary"]
+
+
+def test_settings_of_an_existing_experiment_cannot_change(finished: Path):
+    with pytest.raises(ValueError, match="seeds"):
+        ex.run_ablation(finished, scale=ex.SCALES["smoke"], seeds=2)
+
+
+def test_plan_and_same_images_per_arm():
+    scale = ex.SCALES["cpu"]
+    arms = ex.plan_arms(scale, seeds=3, stagewise=True)
+    assert len(arms) == 2 * 3 * 3 + 2 * 3
+    names = [a.name for a in arms]
+    for a in arms:
+        if a.init_from is not None:  # stage 2 runs after its stage 1
+            assert names.index(a.init_from) < names.index(a.name)
+    # Images seen per arm: steps × (batches of the trained branches) within one batch of the budget.
+    for a in arms:
+        bc = scale.batch_cond_semi if a.regime == "semi" else scale.batch_cond
+        per = {"uncond_only": scale.batch_uncond, "cond_only": bc,
+               "hybrid": scale.batch_uncond + bc}[a.train_mode]
+        assert scale.images <= a.steps * per < scale.images + per
+    with pytest.raises(ValueError, match="seeds"):
+        ex.plan_arms(scale, seeds=0)
+
+
+def _stats(values):
+    return ex._stats(values)
+
+
+def test_claim_verdicts_follow_the_standard_error():
+    def summary(base, hyb):
+        return {"limited": {"uncond_only": {"FID": _stats(base)}, "hybrid": {"FID": _stats(hyb)}}}
+
+    text = "claim"
+    confirmed = ex._claim(summary([80, 82, 84], [60, 61, 62]), "limited", "FID", "uncond_only",
+                          text)
+    assert confirmed["verdict"] == "confirmed"
+    assert confirmed["improvement"] == pytest.approx(21.0)
+    # se = sqrt(4/3 + 1/3) = 1.29: a 1-point gain is noise, a 21-point loss contradicts.
+    assert ex._claim(summary([80, 82, 84], [80, 81, 82]), "limited", "FID", "uncond_only",
+                     text)["verdict"].startswith("inconclusive")
+    assert ex._claim(summary([60, 61, 62], [80, 82, 84]), "limited", "FID", "uncond_only",
+                     text)["verdict"] == "contradicted"
+    assert ex._claim({}, "limited", "FID", "uncond_only", text)["verdict"] == "not measured"
