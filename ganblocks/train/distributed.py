@@ -86,10 +86,23 @@ class DistributedContext:
         return bool(t.item() > 0)
 
     def sync_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
-        """Average ``.grad`` over ranks in one flat all-reduce (missing grads count as zero)."""
+        """Average ``.grad`` over ranks in one flat all-reduce.
+
+        A gradient missing on some ranks counts as zero there; a parameter without a gradient on
+        every rank keeps ``grad=None`` (so an optimiser skips it exactly as in one process, e.g.
+        the heads a regulariser step does not reach).
+        """
         if not self.distributed:
             return
         params = [p for p in params if p.requires_grad]
+        if not params:
+            return
+        has = torch.tensor([p.grad is not None for p in params], dtype=torch.int32,
+                           device=params[0].device)
+        dist.all_reduce(has, op=dist.ReduceOp.MAX)
+        params = [p for p, h in zip(params, has.tolist()) if h]
+        if not params:
+            return
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
