@@ -19,6 +19,7 @@ import pytest
 import torch
 from oco_tiny import tiny_config
 from PIL import Image
+from testutils import requires_cuda
 
 from ganblocks.train import DistributedContext
 from recipes.oco_gan import train as train_mod
@@ -78,13 +79,91 @@ def test_an_invalid_config_is_refused_by_name_before_anything_is_written(tmp_pat
 
 
 def test_the_run_directory_records_config_and_history(tmp_path):
+    run = tmp_path / "new" / "run"  # created with its parents
     cfg = tiny_config("train.seed=3")
-    trainer = OCOGANTrainer(cfg, tmp_path, progress=False)
-    assert OCOGANConfig.load(tmp_path / "config.json").to_dict() == cfg.to_dict()
+    trainer = OCOGANTrainer(cfg, run, progress=False)
+    assert OCOGANConfig.load(run / "config.json").to_dict() == cfg.to_dict()
     trainer.fit(steps=1)
-    OCOGANTrainer(None, tmp_path, resume=True, progress=False)
-    events = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
-    assert [(e["event"], e["step"]) for e in events] == [("start", 0), ("resume", 1)]
+    OCOGANTrainer(None, run, resume=True, progress=False)
+    more = tiny_config("train.seed=3", "train.steps=7")  # a longer run: a change safe on resume
+    resumed = OCOGANTrainer(more, run, resume=True, progress=False)
+    assert resumed.cfg.train.steps == 7
+    assert OCOGANConfig.load(run / "config.json").to_dict() == more.to_dict()
+    events = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["step"]) for e in events] == [("start", 0), ("resume", 1),
+                                                         ("resume", 1)]
+    assert events[1]["changes"] == {}
+    assert events[2]["changes"] == {"train.steps": [cfg.train.steps, 7]}
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
+    _trainer(tmp_path).fit(steps=2)
+    with open(tmp_path / "metrics.jsonl", "a") as f:  # step 3 was logged, then the run died
+        f.write(json.dumps({"step": 3, "time": 0.0, "g/total": 1.0}) + "\n")
+    resumed = OCOGANTrainer(None, tmp_path, resume=True, progress=False)
+    assert [r["step"] for r in _metrics(tmp_path)] == [1, 2]
+    resumed.fit(steps=3)
+    assert [r["step"] for r in _metrics(tmp_path)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("mode", "per_step"), [("uncond_only", 4), ("cond_only", 2)])
+def test_images_seen_count_the_branches_in_use(tmp_path, mode, per_step):
+    trainer = _trainer(tmp_path, f"train.mode={mode}")
+    trainer.fit(steps=2)
+    assert trainer.images_seen == 2 * per_step
+    assert [r["kimg"] for r in _metrics(tmp_path)] == pytest.approx(
+        [per_step / 1000, 2 * per_step / 1000], abs=1e-12)
+
+
+@pytest.mark.parametrize(("extra", "corrected"), [
+    ((), True), (("loss.r1_gamma=0.5", "loss.r1_interval=4"), True),
+    (("loss.r1_gamma=0",), False), (("train.mode=cond_only",), False)])
+def test_d_adam_is_corrected_only_for_lazy_r1(tmp_path, extra, corrected):
+    """Lazy R1 every k iterations: D's Adam takes lr·c and β^c, c = k / (k + 1) (StyleGAN2's
+    lazy regularisation); without R1 (γ = 0, or no image head) the plain settings."""
+    trainer = _trainer(tmp_path, *extra)
+    t, k = trainer.cfg.train, trainer.cfg.loss.r1_interval
+    c = k / (k + 1) if corrected else 1.0
+    for group in trainer.opt_d.param_groups:
+        assert group["lr"] == pytest.approx(t.lr_d * c, rel=1e-12)
+        assert tuple(group["betas"]) == pytest.approx((t.betas[0] ** c, t.betas[1] ** c),
+                                                      rel=1e-12)
+    for group in trainer.opt_g.param_groups:
+        assert group["lr"] == t.lr_g and tuple(group["betas"]) == tuple(t.betas)
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("none", torch.float32),
+                                                  ("bf16", torch.bfloat16),
+                                                  ("fp16", torch.float16)])
+def test_mixed_precision_runs_d_in_the_named_dtype(tmp_path, precision, dtype):
+    trainer = _trainer(tmp_path, f"train.mixed_precision={precision}", "loss.r1_gamma=0")
+    seen, encode = [], trainer.D.encode
+
+    def spy(x):
+        feats = encode(x)
+        seen.append(feats[-1].dtype)
+        return feats
+
+    trainer.D.encode = spy
+    trainer.train_step()
+    assert seen == [dtype, dtype]  # the G step's and the D step's forward passes
+
+
+def test_init_from_another_run_takes_its_weights_but_not_on_resume(tmp_path):
+    source = _trainer(tmp_path / "source")
+    source.fit(steps=1)
+    run = tmp_path / "run"
+    started = _trainer(run, "train.seed=5", f"train.init_from={tmp_path / 'source'}")
+    for mine, theirs in ((started.G, source.G), (started.D, source.D),
+                         (started.ema.shadow, source.ema.shadow)):
+        _assert_equal_states(_state(mine), _state(theirs))
+    assert started.step == 0
+    with torch.no_grad():
+        for p in started.G.parameters():
+            p.mul_(0.5)  # weights of its own, saved in its checkpoint
+    started.save_checkpoint()
+    resumed = OCOGANTrainer(None, run, resume=True, progress=False)
+    _assert_equal_states(_state(resumed.G), _state(started.G))
 
 
 def test_same_seed_same_initial_weights(tmp_path):
@@ -142,6 +221,13 @@ def test_reals_reach_d_in_the_runs_dtype_and_memory_format(tmp_path):
     for x in seen:
         assert x.dtype == torch.float64
         assert x.is_contiguous(memory_format=torch.channels_last)
+    for net in (trainer.G, trainer.D):
+        weights = [p for p in net.parameters() if p.ndim == 4 and min(p.shape[1:]) > 1]
+        assert weights and all(p.is_contiguous(memory_format=torch.channels_last)
+                               for p in weights)
+    plain = _trainer(tmp_path / "plain")
+    for net in (plain.G, plain.D):
+        assert all(p.is_contiguous() for p in net.parameters())
 
 
 # -- the sample streams --------------------------------------------------------------------------
@@ -224,7 +310,10 @@ def test_checkpoint_sample_and_log_schedules(tmp_path, monkeypatch):
                        "train.log_every=2")
     saves = _record_calls(monkeypatch, trainer, "save_checkpoint")
     samples = _record_calls(monkeypatch, trainer, "write_samples")
+    _Logger.made = []
+    monkeypatch.setattr(train_mod, "MetricsLogger", _Logger)
     summary = trainer.fit(steps=5)
+    assert [log.closed for log in _Logger.made] == [True]
     assert saves == [2, 4, 5]  # every 2 iterations, and at the end
     assert samples == [3, 5]
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 5
@@ -251,6 +340,17 @@ def test_snapshots_every_keep_every_images(tmp_path):
     snap = torch.load(tmp_path / "snapshots" / names[0], weights_only=False)
     assert snap["step"] == 2 and snap["images_seen"] == 12
     assert not list((tmp_path / "snapshots").glob("*prev*"))  # copies keep no previous one
+
+
+def test_periodic_evaluation_is_logged_at_its_step(tmp_path):
+    trainer = _trainer(tmp_path, "train.eval_every=12", "train.eval_num=8", "train.eval_batch=8",
+                       "train.eval_features=randconv")  # 12 images: every 2 iterations
+    trainer.fit(steps=3)
+    rows = _metrics(tmp_path)
+    evals = [r for r in rows if "eval/fid" in r]
+    assert [r["step"] for r in evals] == [2]
+    assert evals[0]["eval/best_fid"] == evals[0]["eval/fid"] == trainer.selection.best
+    assert torch.load(tmp_path / "best.pt", weights_only=False)["step"] == 2
 
 
 def test_save_checkpoint_to_a_new_folder(tmp_path):
@@ -341,6 +441,41 @@ def test_resume_restores_counters_ema_ada_and_selection(tmp_path):
     assert rows[-1]["ada/p"] == float(second.augment.p)
 
 
+def test_resume_continues_exactly(tmp_path):
+    straight = _trainer(tmp_path / "straight")
+    cond, uncond = _draws(straight, 3)
+    _trainer(tmp_path / "resumed").fit(steps=2)
+    resumed = OCOGANTrainer(None, tmp_path / "resumed", resume=True, progress=False)
+    # the third iteration draws what a straight run draws (2 labelled, 4 unconditional reals)
+    assert _draws(resumed, 1) == (cond[4:], uncond[8:])
+    for name in ("G", "D"):
+        _assert_equal_states(_state(getattr(resumed, name)), _state(getattr(straight, name)))
+    _assert_equal_states(_state(resumed.ema.shadow), _state(straight.ema.shadow))
+    for opt in ("opt_g", "opt_d"):
+        a, b = getattr(resumed, opt).state_dict(), getattr(straight, opt).state_dict()
+        assert a["state"].keys() == b["state"].keys()
+        for k in a["state"]:
+            _assert_equal_states(a["state"][k], b["state"][k])
+
+
+def test_resume_restores_the_fp16_loss_scale(tmp_path):
+    first = _trainer(tmp_path, "train.mixed_precision=fp16")
+    first.train_step()
+    first.scaler.update(new_scale=1024.0)  # as after overflows backed the scale off
+    first.save_checkpoint()
+    resumed = OCOGANTrainer(None, tmp_path, resume=True, progress=False)
+    assert resumed.scaler.is_enabled() and resumed.scaler.get_scale() == 1024.0
+
+
+def test_frozen_parts_are_left_out_of_the_optimisers(tmp_path):
+    trainer = _trainer(tmp_path, "train.freeze=uncond_style,d_encoder")
+    frozen = {*trainer.G.uncond_style.parameters(), *trainer.D.encoder.parameters()}
+    for net, opt in ((trainer.G, trainer.opt_g), (trainer.D, trainer.opt_d)):
+        in_opt = {p for group in opt.param_groups for p in group["params"]}
+        assert in_opt == {p for p in net.parameters() if p not in frozen}
+        assert all(p.requires_grad == (p not in frozen) for p in net.parameters())
+
+
 def test_resume_of_a_run_without_ada(tmp_path):
     _trainer(tmp_path).fit(steps=1)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["augment"] is None
@@ -367,6 +502,19 @@ def test_an_interrupt_stops_after_the_step_with_a_checkpoint(tmp_path, monkeypat
     assert (tmp_path / "samples" / "step_0000002.png").is_file()
 
 
+class _Logger(train_mod.MetricsLogger):
+    made: ClassVar[list] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.closed = False
+        _Logger.made.append(self)
+
+    def close(self):
+        self.closed = True
+        super().close()
+
+
 @pytest.mark.parametrize("fail_at", [1, 2])
 def test_a_full_disk_names_the_step_and_the_intact_checkpoint(tmp_path, monkeypatch, fail_at):
     trainer = _trainer(tmp_path, "train.checkpoint_every=1")
@@ -378,6 +526,8 @@ def test_a_full_disk_names_the_step_and_the_intact_checkpoint(tmp_path, monkeypa
         return save(*args, **kwargs)
 
     monkeypatch.setattr(trainer, "save_checkpoint", save_until_full)
+    _Logger.made = []
+    monkeypatch.setattr(train_mod, "MetricsLogger", _Logger)  # TensorBoard needs its close()
     with pytest.raises(OSError, match=f"no space left on device at step {fail_at}") as info:
         trainer.fit(steps=4)
     assert info.value.errno == errno.ENOSPC
@@ -386,6 +536,7 @@ def test_a_full_disk_names_the_step_and_the_intact_checkpoint(tmp_path, monkeypa
     else:
         assert f"the last checkpoint {tmp_path / 'checkpoint.pt'} is intact" in str(info.value)
         assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 1
+    assert [log.closed for log in _Logger.made] == [True]  # metrics flushed and closed
 
 
 # -- progress, timing ----------------------------------------------------------------------------
@@ -531,6 +682,29 @@ def test_logged_losses_are_the_mean_over_processes(tmp_path, monkeypatch):
         assert r["kimg"] == pytest.approx(r["step"] * IMAGES_PER_STEP / 1000, abs=1e-12)
 
 
+def test_only_rank_0_writes_files(tmp_path):
+    _trainer(tmp_path, ctx=_TwoRanks(0))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    other = _trainer(tmp_path, ctx=_TwoRanks(1))
+    other.train_step()
+    assert other.write_samples() is None and other.save_checkpoint() is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (tmp_path / "samples").exists() and not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_every_process_stops_when_one_is_interrupted(tmp_path):
+    """A SIGINT that reaches only another process stops this one at the same step."""
+
+    class PartnerInterrupted(_TwoRanks):
+        def any(self, flag):
+            return bool(flag) or trainer.step >= 2
+
+    trainer = _trainer(tmp_path, ctx=PartnerInterrupted())
+    summary = trainer.fit(steps=10)
+    assert summary["interrupted"] is True and summary["step"] == 2
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 2
+
+
 def test_each_process_takes_its_shard_of_the_global_batch(tmp_path):
     extra = ("train.batch_cond=4", "loss.r1_gamma=0")
     whole = _draws(_trainer(tmp_path / "one", *extra), 2)
@@ -542,3 +716,22 @@ def test_each_process_takes_its_shard_of_the_global_batch(tmp_path):
             batch = whole[branch][it * 2 * per:(it + 1) * 2 * per]
             assert first[branch][it * per:(it + 1) * per] == batch[:per]
             assert second[branch][it * per:(it + 1) * per] == batch[per:]
+
+
+@requires_cuda
+def test_a_run_on_a_gpu_keeps_its_tensors_there(tmp_path):
+    """Batches, latents and the sample grid's inputs go to the run's device (on a CPU a missing
+    ``.to(device)`` cannot be told from a present one)."""
+    trainer = _trainer(tmp_path, "train.ada=true",
+                       ctx=DistributedContext(device=torch.device("cuda", 0)))
+    assert all(p.is_cuda for p in trainer.G.parameters())
+    seen, encode = [], trainer.D.encode
+
+    def spy(x):
+        seen.append(x.device.type)
+        return encode(x)
+
+    trainer.D.encode = spy
+    summary = trainer.fit(steps=2)
+    assert set(seen) == {"cuda"}
+    assert summary["samples"].is_file()
