@@ -330,6 +330,10 @@ def test_checkpoint_sample_and_log_schedules(tmp_path, monkeypatch):
     assert summary["interrupted"] is False
     assert summary["checkpoint"] == tmp_path / "checkpoint.pt"
     assert summary["samples"] == tmp_path / "samples" / "step_0000005.png"
+    # Nothing left to do (a finished run resumed): no step, and no interrupt to report.
+    again = trainer.fit(steps=5)
+    assert (again["step"], again["interrupted"]) == (5, False)
+    assert [r["step"] for r in _metrics(tmp_path)] == [2, 4, 5]
 
 
 def test_snapshots_every_keep_every_images(tmp_path):
