@@ -114,9 +114,15 @@ class Case:
     run: Callable  # run(impl, *inputs) -> output
 
 
+#: How a timing summarises its blocks: ``median`` (default) or ``min`` (``--stat min``: the
+#: least disturbed block, robust to other jobs preempting this one on a shared machine).
+STAT = "median"
+
+
 def _time_ms(fn: Callable[[], object], threads: int, min_run_time: float) -> float:
     timer = tb.Timer("fn()", globals={"fn": fn}, num_threads=threads)
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+    m = timer.blocked_autorange(min_run_time=min_run_time)
+    return (min(m.times) if STAT == "min" else m.median) * 1e3
 
 
 def fresh_page_write(nbytes: int, device: torch.device) -> Callable[[], None]:
@@ -298,10 +304,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per timing")
     parser.add_argument("--small-only", action="store_true", help="only the small-layer cases")
+    parser.add_argument("--stat", choices=["median", "min"], default="median",
+                        help="per timing: median of the blocks (default) or the fastest block "
+                             "(robust to other jobs on a shared machine)")
     parser.add_argument("--sweep", action="store_true",
                         help="also sweep bias_act sizes: where the kernels start to beat ref")
     parser.add_argument("--rst", action="store_true", help="also print a reStructuredText table")
     args = parser.parse_args(argv)
+    global STAT
+    STAT = args.stat
     device = torch.device(args.device)
     native.build()
     if not native.is_available(device):
@@ -316,7 +327,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {where}, {args.threads} threads, "
-          f"load average {load:.2f} at start")
+          f"load average {load:.2f} at start, {STAT} of blocked runs")
     print("floor = one write of the output (fwd+bwd: output + input gradient) into freshly "
           "mapped pages")
     rows = run(device, args.threads, args.min_run_time, args.small_only)
