@@ -3,17 +3,18 @@ StyleGAN2 built from the blocks, loading an NVlabs network pickle
 =================================================================
 
 :mod:`recipes.stylegan2` assembles StyleGAN2's generator and discriminator from
-:mod:`ganblocks.nn` (:class:`~ganblocks.nn.MappingNetwork`, :class:`~ganblocks.nn.ModulatedConv2d`,
-:class:`~ganblocks.nn.NoiseInjection`, :class:`~ganblocks.nn.ToRGB`, ...). Its constructors take
-the arguments of NVlabs' ``networks_stylegan2.py``, and
-:func:`~recipes.stylegan2.load_nvlabs_pickle` reads a ``network-snapshot-*.pkl`` into them without
-running the code the pickle carries.
+:mod:`ganblocks.nn` (:class:`~ganblocks.nn.MappingNetwork`,
+:class:`~ganblocks.nn.ModulatedConv2d`, :class:`~ganblocks.nn.NoiseInjection`,
+:class:`~ganblocks.nn.ToRGB`, ...). Its constructors take the arguments of NVlabs'
+``networks_stylegan2.py``, and :func:`~recipes.stylegan2.load_nvlabs_pickle` reads a
+``network-snapshot-*.pkl`` into them without running the code the pickle carries.
 
 The weights are the project's golden test data: small networks of both architectures
-(``skip`` and ``resnet``) created and run with the original NVlabs code, stored under that code's
-key names together with its inputs and outputs. This page packs them into a pickle with the
-structure of a real snapshot (:mod:`recipes.stylegan2.nvlabs_pickle_testing`: no NVlabs code
-involved), loads it, and checks that the networks built from our blocks compute NVlabs' images.
+(``skip`` and ``resnet``) created and run with the original NVlabs code, stored under
+that code's key names together with its inputs and outputs. This page packs them into a
+pickle with the structure of a real snapshot
+(:mod:`recipes.stylegan2.nvlabs_pickle_testing`: no NVlabs code involved), loads it, and
+checks that the networks built from our blocks compute NVlabs' images.
 """
 
 import pickletools
@@ -27,9 +28,14 @@ import torch
 import recipes
 from recipes.stylegan2 import load_nvlabs_pickle
 from recipes.stylegan2.nvlabs_pickle import read_nvlabs_pickle
-from recipes.stylegan2.nvlabs_pickle_testing import dumps, network_snapshot, source_was_executed
+from recipes.stylegan2.nvlabs_pickle_testing import (
+    dumps,
+    network_snapshot,
+    source_was_executed,
+)
 
-golden = Path(recipes.__file__).resolve().parents[1] / "tests" / "golden" / "baselines.pt"
+root = Path(recipes.__file__).resolve().parents[1]
+golden = root / "tests" / "golden" / "baselines.pt"
 cases = [c for c in torch.load(golden, weights_only=False)["cases"]
          if c["kind"] == "nvlabs_stylegan2"]
 print([(c["name"], c["generator_kwargs"]["architecture"]) for c in cases])
@@ -38,22 +44,23 @@ print([(c["name"], c["generator_kwargs"]["architecture"]) for c in cases])
 # A network snapshot as NVlabs' training loop writes it
 # -----------------------------------------------------
 # The pickle is a dict of networks, each stored by ``torch_utils.persistence`` as
-# ``_reconstruct_persistent_obj({'module_src': <source>, 'class_name': ..., 'state': ...})``.
-# The global references it makes are those of a real snapshot; the ``module_src`` written here is
-# a canary that would flag itself if anything ran it.
+# ``_reconstruct_persistent_obj({'module_src': <source>, 'class_name': ..., 'state':
+# ...})``. The global references it makes are those of a real snapshot; the
+# ``module_src`` written here is a canary that would flag itself if anything ran it.
 
 folder = Path(tempfile.mkdtemp())
 files = {}
 for case in cases:
     snapshot = network_snapshot(case["G_state"], case["D_state"],
                                 generator_kwargs=case["generator_kwargs"],
-                                discriminator_kwargs=case["discriminator_kwargs"], form="ada")
+                                discriminator_kwargs=case["discriminator_kwargs"],
+                                form="ada")  # stylegan2-ada-pytorch's arguments
     files[case["name"]] = folder / f"network-snapshot-{case['name']}.pkl"
     files[case["name"]].write_bytes(dumps(snapshot))
 
 
 def pickled_globals(data: bytes) -> list:
-    """``module.name`` of every global a pickle references (what unpickling would import)."""
+    """``module.name`` of every global a pickle references (what loading imports)."""
     found, memo, top = set(), {}, [None, None]  # top: the last two values pushed
     for op, arg, _ in pickletools.genops(data):
         if op.name == "STACK_GLOBAL":  # pops module and name
@@ -73,8 +80,8 @@ print(f"{len(data) / 1024:.0f} KiB; globals:", *pickled_globals(data), sep="\n  
 assert "torch_utils.persistence._reconstruct_persistent_obj" in pickled_globals(data)
 
 # %%
-# :func:`~recipes.stylegan2.nvlabs_pickle.read_nvlabs_pickle` shows the records as data: class
-# names, constructor arguments, tensors, and the stored source as text.
+# :func:`~recipes.stylegan2.nvlabs_pickle.read_nvlabs_pickle` shows the records as data:
+# class names, constructor arguments, tensors, and the stored source as text.
 
 tree = read_nvlabs_pickle(files[cases[0]["name"]])
 print(sorted(tree))
@@ -100,49 +107,51 @@ assert blocks["ModulatedConv2d"] > 0 and blocks["MappingNetwork"] == 1
 # %%
 # The same images as the original code
 # ------------------------------------
-# ``G_ema`` with the stored truncation and constant noise, and ``D`` scoring the original images,
-# against the outputs NVlabs' code computed from the same weights and latents. Relative errors are
-# float32 rounding.
+# ``G_ema`` with the stored truncation and constant noise, and ``D`` scoring the
+# original images, against the outputs NVlabs' code computed from the same weights and
+# latents. Relative errors are float32 rounding.
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-fig, axes = plt.subplots(len(cases), 9, figsize=(12, 1.6 * len(cases) + 0.6))
-for row, case in enumerate(cases):
+fig, axes = plt.subplots(3 * len(cases), 4, figsize=(7, 5.4 * len(cases)),
+                         layout="constrained")
+for i, case in enumerate(cases):
     nets = load_nvlabs_pickle(files[case["name"]])
     c = case["c"] if case["c"].numel() else None
     cutoff = None if case["truncation_cutoff"] < 0 else case["truncation_cutoff"]
     with torch.no_grad():
-        img = nets["G_ema"](case["z"], c, case["truncation_psi"], cutoff, noise_mode="const")
+        img = nets["G_ema"](case["z"], c, case["truncation_psi"], cutoff,
+                            noise_mode="const")
         logits = nets["D"](case["img_noise_const"], c)
-    errors = {"images": rel_err(img, case["img_noise_const"]),
+    reference = case["img_noise_const"]  # what NVlabs' code computed
+    errors = {"images": rel_err(img, reference),
               "D logits": rel_err(logits, case["D_logits"])}
     print(case["name"], {k: f"{v:.1e}" for k, v in errors.items()})
     assert max(errors.values()) < 1e-5
+    diff = (img - reference).abs().amax(dim=1)  # [4, R, R], largest over RGB
+    arch = case["generator_kwargs"]["architecture"]
+    rows = [f"ours ({case['name']}, {arch})", "NVlabs", "|ours − NVlabs|"]
     for k in range(4):
-        for col, (picture, title) in enumerate([(img[k], "ours"),
-                                                (case["img_noise_const"][k], "NVlabs")]):
-            ax = axes[row, 2 * k + col]
-            ax.imshow(((picture.permute(1, 2, 0) + 1) / 2).clamp(0, 1))
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-    diff = (img - case["img_noise_const"]).abs().max(dim=1).values[0]
-    shown = axes[row, 8].imshow(diff, cmap="magma")
-    axes[row, 8].set_title("|ours − NVlabs|", fontsize=8)
-    axes[row, 8].axis("off")
-    fig.colorbar(shown, ax=axes[row, 8], fraction=0.046, format="%.0e")
-    axes[row, 0].text(-0.15, 0.5, f"{case['name']}\n{case['generator_kwargs']['architecture']}",
-                      transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=8)
-fig.suptitle("Loaded from network pickles: random networks (weights perturbed away from their "
-             "initialisation), 4 latents each", fontsize=9)
-fig.tight_layout()
+        axes[3 * i, k].imshow(((img[k].permute(1, 2, 0) + 1) / 2).clamp(0, 1))
+        axes[3 * i + 1, k].imshow(((reference[k].permute(1, 2, 0) + 1) / 2).clamp(0, 1))
+        shown = axes[3 * i + 2, k].imshow(diff[k], cmap="magma", vmin=0,
+                                          vmax=diff.max().item())
+    for r, title in enumerate(rows):
+        axes[3 * i + r, 0].set_title(title, fontsize=9, loc="left")
+    fig.colorbar(shown, ax=axes[3 * i + 2, :], fraction=0.03, format="%.0e")
+for ax in axes.flat:
+    ax.axis("off")
+fig.suptitle("Loaded from network pickles: random networks (weights perturbed away\n"
+             "from their initialisation), 4 latents each, constant noise", fontsize=10)
 
 # %%
 # And back to the original key names
 # ----------------------------------
-# ``to_nvlabs`` writes a state dict with NVlabs' keys, which the original code (or this one) loads.
+# ``to_nvlabs`` writes a state dict with NVlabs' keys, which the original code (or this
+# one) loads.
 
 state = nets["G_ema"].to_nvlabs()
 assert set(state) == set(cases[-1]["G_state"])
