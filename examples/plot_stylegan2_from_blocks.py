@@ -18,6 +18,7 @@ checks that the networks built from our blocks compute NVlabs' images.
 """
 
 import pickletools
+import pprint
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -86,7 +87,8 @@ assert "torch_utils.persistence._reconstruct_persistent_obj" in pickled_globals(
 tree = read_nvlabs_pickle(files[cases[0]["name"]])
 print(sorted(tree))
 record = tree["G_ema"]
-print(record.class_name, record.init_kwargs)
+print(record.class_name)
+pprint.pprint(record.init_kwargs, width=86, sort_dicts=False)
 for name, sub in list(record.walk())[:6]:
     params = list(sub.state["_parameters"])
     print(f"  {name.rstrip('.') or '<root>':26s} {sub.class_name:20s} {params}")
@@ -101,7 +103,8 @@ print({name: type(net).__qualname__ for name, net in nets.items()})
 assert not source_was_executed()  # the stored source was read as text, never run
 blocks = Counter(type(m).__name__ for m in nets["G_ema"].modules()
                  if type(m).__module__.startswith("ganblocks"))
-print("ganblocks modules in G_ema:", dict(blocks))
+print("ganblocks modules in G_ema:")
+pprint.pprint(dict(blocks), width=86, sort_dicts=False)
 assert blocks["ModulatedConv2d"] > 0 and blocks["MappingNetwork"] == 1
 
 # %%

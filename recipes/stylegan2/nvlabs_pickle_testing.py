@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 _CANARY = "_ganblocks_nvlabs_source_was_executed"
-#: Default ``module_src``: Python that sets a flag in :mod:`builtins` when run.
+#: The default ``module_src``, Python that sets a flag in :mod:`builtins` when run.
 CANARY_SOURCE = f"import builtins\nbuiltins.{_CANARY} = True\n"
 #: Tensors NVlabs' modules register as buffers (all other tensors are parameters).
 _BUFFERS = ("resample_filter", "noise_const", "w_avg")
