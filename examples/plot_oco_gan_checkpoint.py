@@ -2,22 +2,24 @@ r"""
 OCO-GAN: train, load a checkpoint, generate, segment
 ====================================================
 
-The recipe's generator has two ways in: a latent :math:`z_u` (unconditional) or a label map
-plus a latent :math:`z_c` (conditional); its discriminator has an image head and a segmentation
-head with :math:`N + 1` outputs per pixel. This example
+The recipe's generator has two ways in: a latent :math:`z_u` (unconditional) or a label
+map plus a latent :math:`z_c` (conditional); its discriminator has an image head and a
+segmentation head with :math:`N + 1` outputs per pixel. This example
 
-1. trains a very small OCO-GAN for a few steps (the ``demo`` preset shrunk to 16×16 and a few
-   channels, so that it runs in seconds while the docs build) and lets it write its checkpoint;
+1. trains a very small OCO-GAN for a few steps (the ``demo`` preset shrunk to 16×16
+   and a few channels, so that it runs in seconds while the docs build) and lets it
+   write its checkpoint;
 2. loads the checkpoint with :func:`~recipes.oco_gan.generate.load_generator`, as
    ``oco-gan generate`` does;
-3. draws unconditional samples, conditional samples on label maps of the validation scenes, and
-   interpolations;
-4. asks the discriminator's segmentation head what label map an unconditional sample shows.
+3. draws unconditional samples, conditional samples on label maps of the validation
+   scenes, and interpolations;
+4. asks the discriminator's segmentation head what label map an unconditional sample
+   shows.
 
-After 30 steps of a 70k-parameter model the samples are colour blobs. What the same code gives
-after the five minutes of ``oco-gan demo`` (the 32×32 ``demo`` preset, 1.9 M parameters, on a
-CPU) is this grid (rows: label map, real image, three conditional and three unconditional
-samples):
+After 30 steps of a 70k-parameter model the samples are colour blobs. What the same code
+gives after the five minutes of ``oco-gan demo`` (the 32×32 ``demo`` preset, 1.9 M
+parameters, on a CPU) is this grid (rows: label map, real image, three conditional and
+three unconditional samples):
 
 .. image:: /_static/demo_samples.png
    :width: 60%
@@ -49,8 +51,9 @@ from recipes.oco_gan.train import OCOGANTrainer
 
 config = apply_overrides(get_preset("demo"), [
     "model.resolution=16,16", "model.style_size=4,4", "model.z_dim=8",
-    "model.style_channels=8", "model.mapping_layers=2", "model.channel_multiplier=0.03125",
-    "model.max_channels=16", "model.cond_hidden_channels=8", "model.d_channel_multiplier=0.0625",
+    "model.style_channels=8", "model.mapping_layers=2",
+    "model.channel_multiplier=0.03125", "model.max_channels=16",
+    "model.cond_hidden_channels=8", "model.d_channel_multiplier=0.0625",
     "model.d_max_channels=16", "model.d_bottleneck=4", "data.synthetic_size=64",
     "train.batch_uncond=4", "train.batch_cond=4", "train.log_every=5",
     "train.sample_every=1000", "train.checkpoint_every=1000",
@@ -64,9 +67,10 @@ assert (run_dir / "checkpoint.pt").is_file()
 # %%
 # Load it back
 # ------------
-# ``load_generator`` rebuilds the generator from the configuration saved in the checkpoint and
-# loads the exponential moving average of its weights (what is evaluated). The discriminator is
-# rebuilt the same way from the checkpoint's ``"D"`` entry.
+# ``load_generator`` rebuilds the generator from the configuration saved in the
+# checkpoint and loads the exponential moving average of its weights (what is
+# evaluated). The discriminator is rebuilt the same way from the checkpoint's ``"D"``
+# entry.
 
 loaded = load_generator(run_dir / "checkpoint.pt")
 G, cfg = loaded.G, loaded.config
@@ -102,7 +106,7 @@ def colour(label: torch.Tensor) -> torch.Tensor:
 fig, axes = plt.subplots(4, 6, figsize=(9, 6.2))
 for ax in axes.flat:
     ax.axis("off")
-for i in range(4):  # columns 0-3 of the first rows: label map, then its 3 conditional samples
+for i in range(4):  # row i: label map i, its 3 conditional samples, 2 unconditional
     axes[i, 0].imshow(colour(labels[i]), interpolation="nearest")
     for k in range(3):
         axes[i, 1 + k].imshow(rgb(cond[i, k]), interpolation="nearest")
@@ -112,6 +116,10 @@ axes[0, 0].set_title("label map", fontsize=9)
 axes[0, 2].set_title("conditional samples", fontsize=9)
 axes[0, 4].set_title("unconditional", fontsize=9, loc="left")
 fig.tight_layout()
+
+# %%
+# Interpolations: spherical between two :math:`z_u` (top), and between two :math:`z_c`
+# with the label map fixed (bottom).
 
 fig, axes = plt.subplots(2, 6, figsize=(9, 3.2))
 for k in range(6):
@@ -131,9 +139,9 @@ assert not torch.allclose(cond[:, 0], cond[:, 1])  # different z_c, different pi
 # What the discriminator's segmentation head sees in an unconditional sample
 # --------------------------------------------------------------------------
 # Channel 0 of the head is "fake"; channels :math:`1 \dots N` are "real pixel of class
-# :math:`c`". The argmax over the class channels is a label map for *any* image, including an
-# unconditional sample that never had one; the softmax of channel 0 says how fake D finds each
-# pixel.
+# :math:`c`". The argmax over the class channels is a label map for *any* image,
+# including an unconditional sample that never had one; the softmax of channel 0 says
+# how fake D finds each pixel.
 
 real = torch.stack([val[i]["image"] for i in range(4)])
 with torch.no_grad():
@@ -155,7 +163,8 @@ axes[1, 0].set_title("D's predicted label map", fontsize=9, loc="left")
 axes[2, 0].set_title("D's p(fake) per pixel", fontsize=9, loc="left")
 fig.tight_layout()
 
-print(f"mean p(fake): {p_fake.mean():.2f} on samples, {p_fake_real.mean():.2f} on real images")
+print(f"mean p(fake): {p_fake.mean():.2f} on samples, "
+      f"{p_fake_real.mean():.2f} on real images")
 assert predicted.shape == (4, 16, 16)
 assert int(predicted.min()) >= 0 and int(predicted.max()) < cfg.model.num_classes
 assert p_fake.mean() > p_fake_real.mean()  # even after 30 steps D tells them apart

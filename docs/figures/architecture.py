@@ -35,12 +35,14 @@ def _box(ax, x, y, w, h, text, kind, *, fontsize=8.5, bold_first=True):
     return (x, y, w, h)
 
 
-def _arrow(ax, start, end, *, label=None, rad=0.0, color="#333333"):
+def _arrow(ax, start, end, *, label=None, rad=0.0, color="#333333", offset=(0.0, 0.12),
+           ha="center", va="bottom"):
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, linewidth=1.2,
                                  color=color, connectionstyle=f"arc3,rad={rad}"))
-    if label:
+    if label:  # beside the arrow (offset from its midpoint), on white so no line crosses it
         mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
-        ax.text(mx, my + 0.12, label, ha="center", va="bottom", fontsize=7.5, color=color)
+        ax.text(mx + offset[0], my + offset[1], label, ha=ha, va=va, fontsize=7.5, color=color,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})
 
 
 def oco_gan_architecture() -> None:
@@ -117,13 +119,17 @@ def oco_gan_architecture() -> None:
     _arrow(ax, right(zu), left(un))
     _arrow(ax, right(lab), left(co, 0.65))
     _arrow(ax, right(zc), left(co, 0.25))
-    _arrow(ax, right(un), left(sm, 0.75), label="unconditional", rad=-0.15, color="#1f5f9f")
-    _arrow(ax, right(co), left(sm, 0.25), label="conditional", rad=0.15, color="#b35a00")
+    _arrow(ax, right(un), left(sm, 0.75), label="unconditional", rad=-0.15, color="#1f5f9f",
+           offset=(-0.15, -0.3), ha="right", va="center")
+    _arrow(ax, right(co), left(sm, 0.25), label="conditional", rad=0.15, color="#b35a00",
+           offset=(-0.15, 0.3), ha="right", va="center")
     _arrow(ax, bottom(sm), top(syn))
     _arrow(ax, right(syn), left(img))
-    _arrow(ax, top(img), bottom(enc), label="fake (or real)")
+    _arrow(ax, top(img), bottom(enc), label="fake (or real)", offset=(0.12, 0.0), ha="left",
+           va="center")
     _arrow(ax, right(enc, 0.75), left(ih, 0.4))
-    _arrow(ax, right(enc, 0.35), left(sh, 0.6), label="multi-scale features")
+    _arrow(ax, right(enc, 0.35), left(sh, 0.6), label="multi-\nscale\nfeatures",
+           offset=(0.0, -0.12), va="top")
 
     ax.text(0.1, 6.15, "Generator", fontsize=11, fontweight="bold")
     ax.text(8.0, 6.15, "Discriminator", fontsize=11, fontweight="bold")

@@ -141,7 +141,9 @@ def bias_act(
             relu, lrelu and swish, 1 otherwise).
         clamp: Clamp the output to ``[-clamp, clamp]`` after the gain; ``None`` disables it.
         impl: ``'ref'``, ``'native'`` (``'cuda'`` is accepted as NVlabs' spelling of it) or
-            ``None`` (native when built, else ref).
+            ``None``: native when built, else ref; on CPU, tensors under
+            ``SMALL_FORWARD`` elements (``SMALL_WITH_GRAD`` when a gradient is recorded)
+            take ref, which is faster there (StyleGAN's 4x4 and 8x8 layers).
 
     Returns:
         Same shape and dtype as ``x``.
@@ -152,6 +154,22 @@ def bias_act(
         tensor([[-0.1414,  2.1213]])
     """
     p = _parse(x, b, dim, act, alpha, gain, clamp)
-    if native.resolve_impl(impl, x) == "native":
+    if native.resolve_impl(impl, x) == "native" and not (impl is None and _ref_is_faster(x, b)):
         return native.bias_act(x, b, p)
     return bias_act_ref(x, b, p)
+
+
+#: CPU sizes (elements of ``x``) below which ``impl=None`` takes the reference path: there the
+#: custom op's fixed per-call cost (dispatcher, and the Python autograd formula when a gradient
+#: is recorded) outweighs the kernel's speed. Measured with ``benchmarks/ops.py --small-only``
+#: and ``--sweep`` (see docs/performance.rst): the native forward wins from about 2**15
+#: elements, forward+backward from about 2**17.
+SMALL_FORWARD = 1 << 15
+SMALL_WITH_GRAD = 1 << 17
+
+
+def _ref_is_faster(x: torch.Tensor, b: Optional[torch.Tensor]) -> bool:
+    if x.device.type != "cpu":
+        return False
+    grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    return x.numel() < (SMALL_WITH_GRAD if grad else SMALL_FORWARD)

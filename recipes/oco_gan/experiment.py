@@ -413,6 +413,9 @@ def results_markdown(results: Dict[str, Any]) -> str:
              "sets per arm; mean ± std over seeds (mIoU in %). Paper: Table 4 (Cityscapes5K / "
              "Cityscapes25K), stage-wise rows from §4.3's text.", "",
              f"Command: `{results['command']}`", ""]
+    if results.get("wall_seconds") is not None:
+        lines += [f"Wall time: {results['wall_seconds'] / 3600:.2f} h over "
+                  f"{results.get('sittings', 1)} sitting(s).", ""]
     metrics = ("FID", "CFID", "mIoU")
     for regime in REGIMES:
         modes = results["summary"].get(regime, {})
@@ -490,11 +493,28 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
+def _sittings(out: Path) -> List[Dict[str, float]]:
+    path = out / "sittings.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _record_sitting(out: Path, start: float, end: float) -> float:
+    """Append this sitting's wall time to ``out/sittings.jsonl``; the total over all sittings."""
+    rows = [*_sittings(out), {"start": start, "end": end}]
+    _write_text(out / "sittings.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return sum(r["end"] - r["start"] for r in rows)
+
+
 def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False,
                  extra: Sequence[str] = (), jobs: int = 1, launcher: Sequence[str] = (),
                  device: str = "auto", progress: bool = True,
                  command: str = "", log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Train (or resume) and evaluate every arm, then write the summary files into ``out``.
+
+    Every sitting's wall time (also an interrupted one's) is kept in ``out/sittings.jsonl``;
+    ``results.json`` reports their sum as ``wall_seconds``.
 
     Raises:
         Interrupted: an arm or an evaluation did not finish; rerunning continues from there.
@@ -513,6 +533,25 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
                              "own settings")
     else:
         _write_text(plan_path, json.dumps(plan, indent=2) + "\n")
+    start = time.time()
+    try:
+        results = _run_ablation(out, scale=scale, seeds=seeds, stagewise=stagewise, extra=extra,
+                                jobs=jobs, launcher=launcher, device=device, progress=progress,
+                                command=command, log=log)
+    except BaseException:
+        _record_sitting(out, start, time.time())
+        raise
+    results["wall_seconds"] = _record_sitting(out, start, time.time())
+    results["sittings"] = len(_sittings(out))
+    _write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    _write_text(out / "results.md", results_markdown(results))
+    results_chart(results, out / "results.png")
+    return results
+
+
+def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool,
+                  extra: Sequence[str], jobs: int, launcher: Sequence[str], device: str,
+                  progress: bool, command: str, log: Callable[[str], None]) -> Dict[str, Any]:
     arms = plan_arms(scale, seeds=seeds, stagewise=stagewise)
     parallel = jobs > 1 or bool(launcher)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -537,12 +576,19 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
                 train(arm)
     segmenter = _segmenter(scale, out=out, runner=runner, extra=extra, device=device,
                            progress=kw["progress"])
-    arm_results: List[Tuple[Arm, Dict[str, Any]]] = []
-    for arm in arms:
+
+    def evaluate(arm: Arm) -> Dict[str, Any]:
         log(f"oco-gan experiment: evaluating {arm.name}")
-        arm_results.append((arm, _evaluate_arm(arm, scale=scale, out=out, runner=runner,
-                                               segmenter=segmenter, device=device,
-                                               progress=kw["progress"])))
+        return _evaluate_arm(arm, scale=scale, out=out, runner=runner, segmenter=segmenter,
+                             device=device, progress=kw["progress"])
+
+    # Evaluations are independent too: side by side like the training runs (same order).
+    if jobs > 1:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            evaluated = [f.result() for f in [pool.submit(evaluate, a) for a in arms]]
+    else:
+        evaluated = [evaluate(a) for a in arms]
+    arm_results: List[Tuple[Arm, Dict[str, Any]]] = list(zip(arms, evaluated))
     results: Dict[str, Any] = {
         "format": RESULTS_FORMAT, "version": 1, "scale": scale.name, "note": scale.note,
         "command": command, "seeds": seeds, "images_per_arm": scale.images,
@@ -557,9 +603,6 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
         **summarize(arm_results),
         "seconds_this_sitting": time.time() - start,
     }
-    _write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
-    _write_text(out / "results.md", results_markdown(results))
-    results_chart(results, out / "results.png")
     return results
 
 

@@ -57,8 +57,9 @@ def one_hot_label(label: torch.Tensor, num_classes: int, *,
     """Validate a semantic map and return it one-hot: ``[B, N, H, W]``.
 
     Args:
-        label: Integer class ids ``[B, H, W]`` in ``[0, N)``, or an already one-hot / soft map
-            ``[B, N, H, W]`` (floating point).
+        label: Integer class ids ``[B, H, W]`` in ``[0, N)`` (checked in eager mode; not
+            inside ``torch.compile``, which cannot branch on data), or an already one-hot / soft
+            map ``[B, N, H, W]`` (floating point).
         num_classes: N, the don't-care class included.
         size: Expected ``(H, W)``, or ``None`` to accept any size.
         dtype: Floating dtype of the result.
@@ -82,7 +83,10 @@ def one_hot_label(label: torch.Tensor, num_classes: int, *,
                 f"label: expected integer class ids [B, H, W] (or one-hot [B, N, H, W] floats), "
                 f"got shape {tuple(label.shape)}"
             )
-        if label.numel() and (int(label.min()) < 0 or int(label.max()) >= num_classes):
+        # The range check reads the data, which a compiled full graph cannot branch on; traced
+        # code skips it (the data pipeline has checked the ids already).
+        if (label.numel() and not torch.compiler.is_compiling()
+                and (int(label.min()) < 0 or int(label.max()) >= num_classes)):
             raise ValueError(
                 f"label: class ids must be in [0, {num_classes}) (num_classes={num_classes}, "
                 f"don't-care included), got values in [{int(label.min())}, {int(label.max())}]"

@@ -68,7 +68,7 @@ def test_compile_before_first_build():
         from ganblocks.ops import bias_act, native
         assert native._state["status"] is None
         fn = torch.compile(lambda x: bias_act(x, act="relu"), fullgraph=True, backend="eager")
-        x = torch.randn(3, 4)
+        x = torch.randn(256, 256)  # large enough for impl=None to take the kernels
         assert torch.equal(fn(x), bias_act(x, act="relu", impl="ref"))
         print(native._state["status"])
         """

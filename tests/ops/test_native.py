@@ -459,3 +459,37 @@ def test_cuda_tiled_paths_match_ref():
                     y = upfirdn2d(x, f, **kw, impl="native")
                     y_ref = upfirdn2d(x.double(), f, **kw, impl="ref")
                     assert rel_err(y, y_ref) < TOL[dtype] * 10, (dtype, layout, up, down, taps)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_default_impl_takes_the_faster_path_by_size_on_cpu(grad, monkeypatch):
+    """impl=None sends small CPU tensors to the reference (the custom op's per-call cost loses
+    there, see benchmarks/ops.py) and large ones to the kernels; the values agree either way."""
+    import importlib
+
+    mod = importlib.import_module("ganblocks.ops.bias_act")  # the module, not the function
+    calls = []
+    real = native.bias_act
+    monkeypatch.setattr(native, "bias_act", lambda *a: calls.append(a[0].numel()) or real(*a))
+    limit = mod.SMALL_WITH_GRAD if grad else mod.SMALL_FORWARD
+    for numel, expect_native in ((limit // 2, False), (limit - 1, False), (limit, True),
+                                 (2 * limit, True)):
+        calls.clear()
+        x = torch.randn(numel, 1, dtype=torch.float64, requires_grad=grad)
+        b = torch.randn(1, dtype=torch.float64, requires_grad=grad)
+        y = bias_act(x, b, act="lrelu")
+        assert (calls == [numel]) == expect_native, (numel, calls)
+        ref = bias_act(x, b, act="lrelu", impl="ref")
+        torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+        if grad:
+            torch.testing.assert_close(torch.autograd.grad(y.sum(), x)[0],
+                                       torch.autograd.grad(ref.sum(), x)[0])
+    # An explicit impl='native' always runs the kernels.
+    calls.clear()
+    bias_act(torch.randn(8, 4, dtype=torch.float64), None, impl="native")
+    assert calls == [32]
+    # Without a recorded gradient (no_grad), the forward threshold applies.
+    calls.clear()
+    with torch.no_grad():
+        bias_act(torch.randn(mod.SMALL_FORWARD, 1, dtype=torch.float64, requires_grad=True))
+    assert calls == [mod.SMALL_FORWARD]

@@ -10,42 +10,24 @@ import pickletools
 
 import pytest
 import torch
-from stylegan2.nvlabs_pickles import (
-    EasyDict,
-    Record,
-    ada_kwargs,
-    dumps,
-    network_record,
-    source_was_executed,
-)
 from testutils import load_golden, rel_err
 
 from recipes.stylegan2.nvlabs_pickle import UnsupportedPickleError, load_nvlabs_pickle
+from recipes.stylegan2.nvlabs_pickle_testing import (
+    PersistentStandIn,
+    dumps,
+    network_snapshot,
+    source_was_executed,
+)
 
 CASES = [c for c in load_golden("baselines")["cases"] if c["kind"] == "nvlabs_stylegan2"]
 
 
 def _snapshot(case, *, ada: bool):
-    g_kwargs = dict(case["generator_kwargs"])
-    if ada:
-        g_kwargs = ada_kwargs(g_kwargs)
-    else:  # the StyleGAN3 repository's StyleGAN2 config adds this option
-        g_kwargs = dict(g_kwargs, fused_modconv_default="inference_only")
-        g_kwargs["mapping_kwargs"] = EasyDict(g_kwargs["mapping_kwargs"])
-    d_kwargs = dict(case["discriminator_kwargs"], block_kwargs=EasyDict(freeze_layers=0))
-    d_kwargs["epilogue_kwargs"] = EasyDict(d_kwargs["epilogue_kwargs"])
-    G = network_record(case["G_state"], "G", "Generator", g_kwargs)
-    D = network_record(case["D_state"], "D", "Discriminator", d_kwargs)
-    return {
-        "G": G,
-        "D": D,
-        "G_ema": network_record(case["G_state"], "G", "Generator", g_kwargs),
-        "augment_pipe": None,
-        "training_set_kwargs": {
-            "class_name": "training.dataset.ImageFolderDataset",
-            "xflip": False,
-        },
-    }
+    return network_snapshot(case["G_state"], case["D_state"],
+                            generator_kwargs=case["generator_kwargs"],
+                            discriminator_kwargs=case["discriminator_kwargs"],
+                            form="ada" if ada else "stylegan3")
 
 
 VARIANTS = [  # (case, stylegan2-ada form?, pickle protocol): each case, each repository, protocols
@@ -104,7 +86,9 @@ def test_stylegan3_pickles_are_not_supported():
     snapshot = _snapshot(case, ada=False)
     src = "class SynthesisInput(torch.nn.Module):\n    pass\n"
     synthesis = snapshot["G"].meta["state"]["_modules"]["synthesis"]
-    synthesis.meta["state"]["_modules"]["input"] = Record("SynthesisInput", {}, module_src=src)
+    synthesis.meta["state"]["_modules"]["input"] = PersistentStandIn(
+        "SynthesisInput", {}, module_src=src
+    )
     with pytest.raises(UnsupportedPickleError, match=r"StyleGAN3.*not supported"):
         load_nvlabs_pickle(io.BytesIO(dumps(snapshot)))
 
