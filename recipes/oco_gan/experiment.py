@@ -24,19 +24,22 @@ its checkpoint exactly, finished evaluations are reused. ``--jobs N`` trains N a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 __all__ = ["SCALES", "Arm", "Scale", "plan_arms", "run_ablation", "summarize"]
 
@@ -111,14 +114,15 @@ SCALES: Dict[str, Scale] = {
         eval_repeats=2, kid_subsets=4, kid_subset_size=8, segmenter_steps=5, segmenter_width=4,
         note="machinery check only: a few iterations, random-convolution features",
     ),
-    # About two hours on 2 CPU cores: 32x32 synthetic scenes, batches halved from the paper's
+    # Two seeds in about two and a half hours on 2 shared CPU cores (measured, see
+    # docs/experiments.rst): 32x32 synthetic scenes, batches halved from the paper's
     # (32/16, semi 4), limited = 500 images, semi = 4000 images with 5 % labelled.
     "cpu": Scale(
         name="cpu", preset="demo",
         overrides=("data.synthetic_size=4000", "train.log_every=50", "train.sample_every=500",
                    "train.checkpoint_every=250", "train.ema_rampup_steps=200"),
         limited_subset=500, semi_labelled=200, batch_uncond=16, batch_cond=8, batch_cond_semi=2,
-        images=12000, default_seeds=3, features="inception", eval_real=500, eval_fake=500,
+        images=12000, default_seeds=2, features="inception", eval_real=500, eval_fake=500,
         eval_repeats=2, kid_subsets=50, kid_subset_size=250,
         segmenter_steps=400, segmenter_width=16,
         note="SyntheticScenes 32x32, TF-Inception FID on 500 images per set",
@@ -213,7 +217,49 @@ def _in_process(argv: List[str], log: Optional[Path]) -> int:
     return main(argv)
 
 
-def _subprocess_runner(launcher: Sequence[str], threads: Optional[int]) -> Runner:
+class _Children:
+    """The arm subprocesses running now, and whether the experiment is stopping.
+
+    Each child runs in its own session, so a Ctrl-C in the terminal reaches only this process;
+    :meth:`stop` then sends every child one SIGTERM (a trainer finishes its step, writes its
+    checkpoint and exits) and no further arm is started.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: Set[subprocess.Popen] = set()
+        self.stopping = threading.Event()
+
+    def run(self, cmd: List[str], env: Dict[str, str], stdout: Any = None) -> int:
+        with self._lock:
+            if self.stopping.is_set():
+                return 1
+            proc = subprocess.Popen(cmd, env=env, stdout=stdout,
+                                    stderr=subprocess.STDOUT if stdout is not None else None,
+                                    start_new_session=True)
+            self._procs.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+
+    def stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
+        with self._lock:
+            first = not self.stopping.is_set()
+            self.stopping.set()
+            procs = list(self._procs)
+        if not first and frame is not None:  # a second signal: stop waiting, as by default
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+
+
+def _subprocess_runner(launcher: Sequence[str], threads: Optional[int],
+                       children: _Children) -> Runner:
     def run(argv: List[str], log: Optional[Path]) -> int:
         prefix = list(launcher) if launcher else [sys.executable]
         cmd = [*prefix, "-m", "recipes.oco_gan", *argv]
@@ -221,14 +267,28 @@ def _subprocess_runner(launcher: Sequence[str], threads: Optional[int]) -> Runne
         if threads is not None:
             env.setdefault("OMP_NUM_THREADS", str(threads))
         if log is None:
-            return subprocess.call(cmd, env=env)
+            return children.run(cmd, env)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"$ {shlex.join(cmd)}\n")
             fh.flush()
-            return subprocess.call(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+            return children.run(cmd, env, stdout=fh)
 
     return run
+
+
+@contextlib.contextmanager
+def _forward_signals(children: _Children) -> Iterator[None]:
+    """While active (main thread only), SIGINT/SIGTERM stop the experiment gracefully."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, children.stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _checkpoint_step(run_dir: Path) -> Optional[int]:
@@ -246,6 +306,12 @@ def _checkpoint_step(run_dir: Path) -> Optional[int]:
 
 class Interrupted(Exception):
     """An arm stopped before its last step (SIGINT/SIGTERM or a failure)."""
+
+
+class _NotStarted(Interrupted):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"arm {name} not started: the experiment is stopping; rerun the same "
+                         "command to continue")
 
 
 def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequence[str],
@@ -507,6 +573,44 @@ def _record_sitting(out: Path, start: float, end: float) -> float:
     return sum(r["end"] - r["start"] for r in rows)
 
 
+def _run_all(fn: Callable[[Arm], Any], arms: Sequence[Arm], *, jobs: int,
+             halt: threading.Event) -> List[Any]:
+    """``[fn(a) for a in arms]``, ``jobs`` at a time; after a failure or a stop signal
+    (``halt`` set) no further arm starts, the running ones finish, the first failure is raised."""
+
+    def guarded(arm: Arm) -> Any:
+        if halt.is_set():
+            raise _NotStarted(arm.name)
+        try:
+            return fn(arm)
+        except BaseException:
+            halt.set()
+            raise
+
+    if jobs <= 1:
+        return [guarded(a) for a in arms]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(guarded, a) for a in arms]
+        results: List[Any] = []
+        errors: List[BaseException] = []
+        for f in futures:
+            try:
+                results.append(f.result())
+            except BaseException as exc:  # collected, the real failure is raised below
+                errors.append(exc)
+    if errors:
+        raise next((e for e in errors if not isinstance(e, _NotStarted)), errors[0])
+    return results
+
+
+def _what_counts(value: Any) -> Any:
+    """A plan entry without what does not change the arms (a scale's default seed count, used
+    only when ``--seeds`` is not given, and its note), so that editing those resumes fine."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("default_seeds", "note")}
+    return value
+
+
 def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False,
                  extra: Sequence[str] = (), jobs: int = 1, launcher: Sequence[str] = (),
                  device: str = "auto", progress: bool = True,
@@ -526,7 +630,8 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     plan_path = out / "experiment.json"
     if plan_path.is_file():
         old = json.loads(plan_path.read_text())
-        differ = sorted(k for k in plan if json.dumps(old.get(k)) != json.dumps(plan[k]))
+        differ = sorted(k for k in plan if json.dumps(_what_counts(old.get(k))) !=
+                        json.dumps(_what_counts(plan[k])))
         if differ:
             raise ValueError(f"--out {out} holds an experiment with other settings "
                              f"({', '.join(differ)}); use another --out, or rerun it with its "
@@ -555,7 +660,8 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool,
     arms = plan_arms(scale, seeds=seeds, stagewise=stagewise)
     parallel = jobs > 1 or bool(launcher)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    runner = _subprocess_runner(launcher, threads) if parallel else _in_process
+    children = _Children()
+    runner = _subprocess_runner(launcher, threads, children) if parallel else _in_process
     kw = dict(scale=scale, out=out, runner=runner, extra=extra, device=device,
               progress=progress and not parallel)
     start = time.time()
@@ -564,30 +670,25 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool,
         log(f"oco-gan experiment: arm {arm.name} ({arm.steps} iterations)")
         _train_arm(arm, **kw)
 
-    stage1 = [a for a in arms if a.init_from is None]
-    stage2 = [a for a in arms if a.init_from is not None]
-    for batch in (stage1, stage2):
-        if jobs > 1:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                for f in [pool.submit(train, a) for a in batch]:
-                    f.result()
-        else:
-            for arm in batch:
-                train(arm)
-    segmenter = _segmenter(scale, out=out, runner=runner, extra=extra, device=device,
-                           progress=kw["progress"])
+    halt = children.stopping
+    with _forward_signals(children):
+        for stage in ([a for a in arms if a.init_from is None],
+                      [a for a in arms if a.init_from is not None]):
+            _run_all(train, stage, jobs=jobs, halt=halt)
+        if halt.is_set():
+            raise Interrupted("stopped by a signal; rerun the same command to continue")
+        segmenter = _segmenter(scale, out=out, runner=runner, extra=extra, device=device,
+                               progress=kw["progress"])
 
-    def evaluate(arm: Arm) -> Dict[str, Any]:
-        log(f"oco-gan experiment: evaluating {arm.name}")
-        return _evaluate_arm(arm, scale=scale, out=out, runner=runner, segmenter=segmenter,
-                             device=device, progress=kw["progress"])
+        def evaluate(arm: Arm) -> Dict[str, Any]:
+            log(f"oco-gan experiment: evaluating {arm.name}")
+            return _evaluate_arm(arm, scale=scale, out=out, runner=runner, segmenter=segmenter,
+                                 device=device, progress=kw["progress"])
 
-    # Evaluations are independent too: side by side like the training runs (same order).
-    if jobs > 1:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            evaluated = [f.result() for f in [pool.submit(evaluate, a) for a in arms]]
-    else:
-        evaluated = [evaluate(a) for a in arms]
+        # Evaluations are independent too: side by side like the training runs (same order).
+        evaluated = _run_all(evaluate, arms, jobs=jobs, halt=halt)
+        if halt.is_set():
+            raise Interrupted("stopped by a signal; rerun the same command to continue")
     arm_results: List[Tuple[Arm, Dict[str, Any]]] = list(zip(arms, evaluated))
     results: Dict[str, Any] = {
         "format": RESULTS_FORMAT, "version": 1, "scale": scale.name, "note": scale.note,
@@ -614,8 +715,8 @@ def register_experiment(sub: Any) -> None:
     a = what.add_parser("ablation", help="modes uncond_only / cond_only / hybrid × regimes "
                         "limited / semi, S seeds each (paper Table 4)")
     a.add_argument("--scale", choices=sorted(SCALES), required=True,
-                   help="smoke (machinery check, ~1 min), cpu (~2 h on 2 CPU cores), paper "
-                        "(Cityscapes protocol, for a GPU cluster)")
+                   help="smoke (machinery check, ~1 min), cpu (2 seeds, ~2.5 h on 2 CPU "
+                        "cores), paper (Cityscapes protocol, for a GPU cluster)")
     a.add_argument("--out", required=True, metavar="DIR", help="experiment folder")
     a.add_argument("--seeds", type=int, default=None, metavar="S",
                    help="seeds per arm (default: the scale's)")

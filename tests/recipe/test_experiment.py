@@ -142,3 +142,87 @@ def test_claim_verdicts_follow_the_standard_error():
     assert ex._claim(summary([60, 61, 62], [80, 82, 84]), "limited", "FID", "uncond_only",
                      text)["verdict"] == "contradicted"
     assert ex._claim({}, "limited", "FID", "uncond_only", text)["verdict"] == "not measured"
+
+
+def test_wall_time_is_summed_over_sittings(finished: Path):
+    res = json.loads((finished / "results.json").read_text())
+    rows = [json.loads(line) for line in (finished / "sittings.jsonl").read_text().splitlines()]
+    assert res["sittings"] == len(rows) >= 1
+    assert all(r["end"] >= r["start"] for r in rows)
+    assert res["wall_seconds"] == pytest.approx(sum(r["end"] - r["start"] for r in rows))
+    assert "Wall time:" in (finished / "results.md").read_text()
+
+
+def test_after_a_failure_no_further_arm_starts_and_the_failure_is_raised():
+    import threading
+    import time
+
+    arms = ex.plan_arms(ex.SCALES["smoke"], seeds=1)
+    started = []
+
+    def fn(arm):
+        started.append(arm.name)
+        if arm is arms[1]:
+            raise ex.Interrupted(f"arm {arm.name} failed")
+        time.sleep(0.2)  # the first arm is still running when the second fails
+        return arm.name
+
+    halt = threading.Event()
+    with pytest.raises(ex.Interrupted, match=f"arm {arms[1].name} failed"):
+        ex._run_all(fn, arms, jobs=2, halt=halt)
+    # The running arm finished; of the other four, at most the one already queued started.
+    assert started[:2] == [arms[0].name, arms[1].name] and len(started) <= 3
+    assert halt.is_set()
+    started.clear()
+    assert ex._run_all(lambda a: a.name, arms, jobs=1, halt=threading.Event()) == [
+        a.name for a in arms]
+
+
+def test_a_stop_signal_reaches_the_running_arms_once_and_starts_no_new_one():
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    children = ex._Children()
+    # A child that, like the trainer, turns SIGTERM into a clean exit with its own code.
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    rcs = []
+    ready = []
+
+    def run():
+        rcs.append(children.run([sys.executable, "-c", code], {}, stdout=subprocess.PIPE))
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.time() + 30
+    while not children._procs and time.time() < deadline:
+        time.sleep(0.01)
+    proc = next(iter(children._procs))
+    ready.append(proc.stdout.readline())
+    start = time.time()
+    children.stop(signal.SIGTERM, None)
+    t.join(30)
+    assert ready == [b"ready\n"] and rcs == [7] and time.time() - start < 10
+    assert children.stopping.is_set()
+    # No new child is started once stopping.
+    assert children.run([sys.executable, "-c", "raise SystemExit(0)"], {}) == 1
+    assert children._procs == set()
+
+
+def test_a_changed_default_seed_count_or_note_resumes(finished: Path, monkeypatch):
+    """Neither changes an arm (the seed count used is stored on its own), so an experiment
+    started before such an edit continues; a changed protocol is still refused."""
+    import dataclasses
+
+    calls = []
+    monkeypatch.setattr(ex, "_in_process", lambda argv, log: calls.append(argv) or 0)
+    scale = dataclasses.replace(ex.SCALES["smoke"], default_seeds=7, note="edited")
+    res = ex.run_ablation(finished, scale=scale, seeds=1, progress=False, log=lambda m: None)
+    assert calls == [] and res["seeds"] == 1
+    with pytest.raises(ValueError, match="scale"):
+        ex.run_ablation(finished, scale=dataclasses.replace(scale, images=48), seeds=1)
