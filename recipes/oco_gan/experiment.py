@@ -114,8 +114,9 @@ SCALES: Dict[str, Scale] = {
         eval_repeats=2, kid_subsets=4, kid_subset_size=8, segmenter_steps=5, segmenter_width=4,
         note="machinery check only: a few iterations, random-convolution features",
     ),
-    # Two seeds in about two and a half hours on 2 shared CPU cores (measured, see
-    # docs/experiments.rst): 32x32 synthetic scenes, batches halved from the paper's
+    # Two seeds in about three hours on 2 shared CPU cores (training measured at 1 h 56 min,
+    # evaluation estimated from its first arms; docs/experiments.rst): 32x32 synthetic scenes,
+    # batches halved from the paper's
     # (32/16, semi 4), limited = 500 images, semi = 4000 images with 5 % labelled.
     "cpu": Scale(
         name="cpu", preset="demo",
@@ -715,7 +716,7 @@ def register_experiment(sub: Any) -> None:
     a = what.add_parser("ablation", help="modes uncond_only / cond_only / hybrid × regimes "
                         "limited / semi, S seeds each (paper Table 4)")
     a.add_argument("--scale", choices=sorted(SCALES), required=True,
-                   help="smoke (machinery check, ~1 min), cpu (2 seeds, ~2.5 h on 2 CPU "
+                   help="smoke (machinery check, ~1 min), cpu (2 seeds, ~3 h on 2 CPU "
                         "cores), paper (Cityscapes protocol, for a GPU cluster)")
     a.add_argument("--out", required=True, metavar="DIR", help="experiment folder")
     a.add_argument("--seeds", type=int, default=None, metavar="S",
