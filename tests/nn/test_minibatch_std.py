@@ -54,3 +54,24 @@ def test_identical_samples_give_zero_std_and_clear_error_on_bad_batch():
     with pytest.raises(ValueError, match="num_channels"):
         MinibatchStd(2, 3)(torch.randn(2, 4, 3, 3))
     assert MinibatchStd(4)(torch.randn(3, 2, 2, 2)).shape == (3, 3, 2, 2)  # group = min(4, N)
+
+
+def test_defaults_are_stylegan2s_group_of_4_and_one_channel():
+    """StyleGAN2's discriminator epilogue: mbstd_group_size=4, mbstd_num_channels=1."""
+    x = torch.randn(8, 6, 3, 3, dtype=torch.float64)
+    torch.testing.assert_close(MinibatchStd()(x), minibatch_std_ref(x, 4, 1))
+    assert not torch.allclose(MinibatchStd()(x), minibatch_std_ref(x, 2, 1))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"num_channels": 0}, "num_channels"), ({"num_channels": 1.5}, "num_channels"),
+    ({"group_size": 0}, "group_size"), ({"group_size": "4"}, "group_size"),
+])
+def test_bad_options_name_the_argument(kwargs, name):
+    with pytest.raises((TypeError, ValueError), match=name):
+        MinibatchStd(**kwargs)
+
+
+def test_input_must_be_4d():
+    with pytest.raises(ValueError, match=r"x: .*4"):
+        MinibatchStd()(torch.randn(4, 6, 3))

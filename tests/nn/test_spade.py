@@ -56,3 +56,29 @@ def test_spade_errors():
         spade(torch.randn(2, 4, 8, 8), torch.randn(2, 5, 8, 8))
     with pytest.raises(ValueError, match="label"):
         spade(torch.randn(2, 4, 8, 8), torch.randn(3, 3, 8, 8))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"label_channels": 0}, "label_channels"), ({"label_channels": 2.0}, "label_channels"),
+    ({"hidden_channels": 0}, "hidden_channels"), ({"hidden_channels": "8"}, "hidden_channels"),
+    ({"num_features": 0}, "num_features"), ({"kernel_size": 0}, "kernel_size"),
+])
+def test_bad_options_name_the_argument(kwargs, name):
+    args = {"num_features": 4, "label_channels": 3, **kwargs}
+    with pytest.raises((TypeError, ValueError), match=name):
+        SPADE(args.pop("num_features"), args.pop("label_channels"), **args)
+
+
+@pytest.mark.parametrize("c, labels, hidden, k", [(4, 3, 8, 3), (1, 5, 2, 1), (6, 2, 4, 5)])
+def test_parameters_are_one_shared_conv_and_a_gamma_beta_pair_per_channel(c, labels, hidden, k):
+    """SPADE's parameters: conv_k(L -> hidden) and conv_k(hidden -> 2C) (γ and β per channel),
+    and γ/β differ channel by channel (each channel has its own modulation)."""
+    spade = SPADE(c, labels, hidden_channels=hidden, kernel_size=k)
+    expected = labels * hidden * k * k + hidden + hidden * 2 * c * k * k + 2 * c
+    assert sum(p.numel() for p in spade.parameters()) == expected
+    if c > 1:
+        torch.manual_seed(0)
+        x = torch.zeros(1, c, 4, 4)  # normalised to 0: the output is β alone
+        label = torch.rand(1, labels, 4, 4)
+        beta = spade(x, label)
+        assert not torch.allclose(beta[:, 0], beta[:, 1])
