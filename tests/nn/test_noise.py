@@ -60,3 +60,18 @@ def test_errors():
         layer(torch.zeros(1, 1, 5, 4))
     with pytest.raises(ValueError, match="noise"):
         layer(torch.zeros(1, 1, 4, 5), noise=torch.zeros(3, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_output_keeps_the_input_dtype(dtype):
+    """The float32 strength must not promote a half-precision (or float64) feature map."""
+    layer = NoiseInjection(4)
+    layer.strength.data.fill_(0.5)
+    x = torch.randn(2, 3, 4, 4).to(dtype)
+    for mode in ("random", "const"):
+        assert layer(x, noise_mode=mode).dtype == dtype
+
+
+def test_input_must_be_4d():
+    with pytest.raises(ValueError, match=r"x: .*rank 4"):
+        NoiseInjection(4)(torch.randn(3, 4, 4))

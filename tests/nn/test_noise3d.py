@@ -64,3 +64,14 @@ def test_errors():
         Noise3d(5)(label, torch.randn(2, 4))
     with pytest.raises(ValueError, match="label"):
         Noise3d(5)(torch.rand(3, 4, 4))
+
+
+def test_label_must_be_4d_and_batch_size_an_integer():
+    with pytest.raises(ValueError, match=r"label: .*rank 4"):
+        concat_noise_3d(torch.zeros(5, 4, 4), torch.ones(1, 3))
+    with pytest.raises(ValueError, match=r"label: .*rank 4"):
+        Noise3d(3)(torch.zeros(5, 4, 4))
+    with pytest.raises((TypeError, ValueError), match="batch_size"):
+        Noise3d(3).sample(2.5, like=torch.zeros(1))
+    with pytest.raises((TypeError, ValueError), match="batch_size"):
+        Noise3d(3).sample(0, like=torch.zeros(1))
