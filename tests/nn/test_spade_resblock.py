@@ -86,3 +86,24 @@ def test_errors():
         SPADEResBlock(4, 2, 3, norm="layer")
     with pytest.raises(ValueError, match="label_channels"):
         SPADEResBlock(4, 2, 0)
+
+
+def test_default_hidden_width_is_spades_128():
+    """SPADE's paper and code use a 128-channel shared layer in every normalisation."""
+    block = SPADEResBlock(4, 4, 3)
+    assert {m.shared.out_channels for m in block.modules() if hasattr(m, "gamma_beta")} == {128}
+
+
+@pytest.mark.parametrize("kwargs, name", [({"out_channels": 0}, "out_channels"),
+                                          ({"out_channels": 2.0}, "out_channels"),
+                                          ({"in_channels": 0}, "in_channels"),
+                                          ({"label_channels": 0}, "label_channels")])
+def test_bad_options_name_the_argument(kwargs, name):
+    args = {"in_channels": 4, "out_channels": 4, "label_channels": 3, **kwargs}
+    with pytest.raises((TypeError, ValueError), match=name):
+        SPADEResBlock(args["in_channels"], args["out_channels"], args["label_channels"])
+
+
+def test_input_channels_are_checked_first():
+    with pytest.raises(ValueError, match=r"^x: expected 4 channels"):
+        SPADEResBlock(4, 6, 3)(torch.randn(2, 5, 8, 8), torch.rand(2, 3, 8, 8))
