@@ -114,16 +114,15 @@ SCALES: Dict[str, Scale] = {
         eval_repeats=2, kid_subsets=4, kid_subset_size=8, segmenter_steps=5, segmenter_width=4,
         note="machinery check only: a few iterations, random-convolution features",
     ),
-    # Two seeds in about three hours on 2 shared CPU cores (training measured at 1 h 56 min,
-    # evaluation estimated from its first arms; docs/experiments.rst): 32x32 synthetic scenes,
-    # batches halved from the paper's
-    # (32/16, semi 4), limited = 500 images, semi = 4000 images with 5 % labelled.
+    # Two seeds in about two hours on 2 CPU cores (docs/experiments.rst has the measured wall
+    # time): 32x32 synthetic scenes, batches halved from the paper's (32/16, semi 4), limited =
+    # 500 images, semi = 4000 images with 5 % labelled, 6000 images seen per arm.
     "cpu": Scale(
         name="cpu", preset="demo",
         overrides=("data.synthetic_size=4000", "train.log_every=50", "train.sample_every=500",
                    "train.checkpoint_every=250", "train.ema_rampup_steps=200"),
         limited_subset=500, semi_labelled=200, batch_uncond=16, batch_cond=8, batch_cond_semi=2,
-        images=12000, default_seeds=2, features="inception", eval_real=500, eval_fake=500,
+        images=6000, default_seeds=2, features="inception", eval_real=500, eval_fake=500,
         eval_repeats=2, kid_subsets=50, kid_subset_size=250,
         segmenter_steps=400, segmenter_width=16,
         note="SyntheticScenes 32x32, TF-Inception FID on 500 images per set",
@@ -716,7 +715,7 @@ def register_experiment(sub: Any) -> None:
     a = what.add_parser("ablation", help="modes uncond_only / cond_only / hybrid × regimes "
                         "limited / semi, S seeds each (paper Table 4)")
     a.add_argument("--scale", choices=sorted(SCALES), required=True,
-                   help="smoke (machinery check, ~1 min), cpu (2 seeds, ~3 h on 2 CPU "
+                   help="smoke (machinery check, ~1 min), cpu (2 seeds, ~2 h on 2 CPU "
                         "cores), paper (Cityscapes protocol, for a GPU cluster)")
     a.add_argument("--out", required=True, metavar="DIR", help="experiment folder")
     a.add_argument("--seeds", type=int, default=None, metavar="S",
