@@ -97,3 +97,14 @@ def test_errors():
         spectral_sigma(torch.ones(3, 2), torch.ones(2), torch.ones(2))
     with pytest.raises(ValueError, match="v: expected shape"):
         spectral_sigma(torch.ones(3, 2, 3, 3), torch.ones(3), torch.ones(2))
+
+
+def test_sigma_of_a_rank_one_weight_and_rank_checks():
+    # A 1-D weight [out] is the matrix [out, 1]: σ = uᵀ w v with v of length 1.
+    w = torch.tensor([3.0, -4.0])
+    u = w / 5
+    torch.testing.assert_close(spectral_sigma(w, u, torch.ones(1)), torch.tensor(5.0))
+    with pytest.raises(TypeError, match="weight: expected a tensor of rank >= 1"):
+        spectral_sigma(torch.tensor(2.0), torch.ones(1), torch.ones(1))
+    with pytest.raises(TypeError, match="weight"):
+        spectral_sigma([[1.0]], torch.ones(1), torch.ones(1))

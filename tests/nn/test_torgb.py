@@ -54,3 +54,36 @@ def test_persistent_filter_and_errors():
     assert "upsample.resample_filter" not in ToRGB(4, 3, 8).state_dict()
     with pytest.raises(ValueError, match="skip"):
         ToRGB(4, 3, 8)(torch.randn(1, 4, 8, 8), torch.randn(1, 8), torch.randn(1, 3, 8, 8))
+
+
+def _upsample_121(skip: torch.Tensor) -> torch.Tensor:
+    # StyleGAN2's skip up-sampling written out: zero insertion, pad (2, 1) per axis, and the
+    # normalised [1, 3, 3, 1] ⊗ [1, 3, 3, 1] kernel times the up-sampling gain 4.
+    n, c, h, w = skip.shape
+    up = skip.new_zeros(n, c, 2 * h, 2 * w)
+    up[:, :, ::2, ::2] = skip
+    taps = skip.new_tensor([1.0, 3.0, 3.0, 1.0])
+    kernel = (torch.outer(taps, taps) / 64 * 4).expand(c, 1, 4, 4)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(up, (2, 1, 2, 1)), kernel, groups=c)
+
+
+def test_default_skip_filter_is_stylegan2s_1331():
+    torch.manual_seed(1)
+    layer = ToRGB(4, 3, 8).double()
+    x, w = torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.randn(2, 8, dtype=torch.float64)
+    skip = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(layer(x, w, skip) - layer(x, w), _upsample_121(skip))
+
+
+def test_arguments_are_checked_and_normalised():
+    np = pytest.importorskip("numpy")
+    layer = ToRGB(4, np.int64(3), 8, conv_clamp=np.float32(0.5))
+    assert type(layer.out_channels) is int and layer.out_channels == 3
+    assert type(layer.conv_clamp) is float and layer.conv_clamp == 0.5
+    with pytest.raises(TypeError, match="out_channels"):
+        ToRGB(4, 3.0, 8)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="conv_clamp"):
+            ToRGB(4, 3, 8, conv_clamp=bad)
+    with pytest.raises(ValueError, match="skip"):
+        ToRGB(4, 3, 8)(torch.randn(1, 4, 8, 8), torch.randn(1, 8), torch.randn(2, 3, 4, 4))
