@@ -70,9 +70,12 @@ def _upsample_121(skip: torch.Tensor) -> torch.Tensor:
 def test_default_skip_filter_is_stylegan2s_1331():
     torch.manual_seed(1)
     layer = ToRGB(4, 3, 8).double()
-    x, w = torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.randn(2, 8, dtype=torch.float64)
-    skip = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    # Non-square: height and width of x and skip are checked and up-sampled axis by axis.
+    x, w = torch.randn(2, 4, 8, 12, dtype=torch.float64), torch.randn(2, 8, dtype=torch.float64)
+    skip = torch.randn(2, 3, 4, 6, dtype=torch.float64)
     torch.testing.assert_close(layer(x, w, skip) - layer(x, w), _upsample_121(skip))
+    with pytest.raises(ValueError, match=r"skip: expected \[2, 3, 4, 6\]"):
+        layer(x, w, skip.transpose(2, 3))
 
 
 def test_arguments_are_checked_and_normalised():
