@@ -326,10 +326,15 @@ inline void rows_needed(const Geometry& g, int64_t oy0, int64_t oy1, int64_t& lo
   }
 }
 
-// Output rows per work item, so that the buffered rows stay around 128 KiB.
-inline int64_t strip_rows(const Geometry& g, int64_t row_len) {
-  const int64_t budget = std::max<int64_t>(1, (int64_t(32) << 10) / std::max<int64_t>(row_len, 1));
-  const int64_t r = std::max<int64_t>(1, (budget * g.upy) / g.downy - g.fh);
+// Output rows per work item. The buffered input rows of a strip stay around `budget` elements,
+// but a strip always spans at least 4 filter heights of new input rows: every strip filters the
+// fh-row halo it shares with its neighbour again, so short strips of wide rows (a channels-last
+// row holds W * C values) would otherwise redo most of the work (12 taps, down 2, R = 1: six
+// times the horizontal pass).
+inline int64_t strip_rows(const Geometry& g, int64_t row_len, int64_t budget) {
+  const int64_t fit = budget / std::max<int64_t>(row_len, 1);
+  const int64_t rows = std::max<int64_t>(fit, 5 * g.fh);  // input rows buffered per strip
+  const int64_t r = std::max<int64_t>(1, ((rows - g.fh) * g.upy) / g.downy);
   return std::min(r, g.OH);
 }
 
@@ -358,7 +363,7 @@ void upfirdn2d_nchw(const at::Tensor& x, at::Tensor& out, const Geometry& g,
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   scalar_t* op = out.mutable_data_ptr<scalar_t>();
   const int64_t buffered_len = separable ? ldh : row_len;
-  const int64_t R = strip_rows(g, buffered_len);
+  const int64_t R = strip_rows(g, buffered_len, int64_t(32) << 10);
   const int64_t nstrips = (g.OH + R - 1) / R;
   const int64_t items = g.N * g.C * nstrips;
   const int64_t work_per_item = std::max<int64_t>(1, R * g.OW * (separable ? 4 : g.fh));
@@ -488,9 +493,8 @@ void upfirdn2d_nhwc_separable(const at::Tensor& x, at::Tensor& out, const Geomet
   for (int64_t ox = 0; ox < g.OW; ++ox) {
     output_taps(ox, g.upx, g.downx, g.px0, g.fw, tx0[ox], ix0[ox], ntx[ox]);
   }
-  // Output rows per work item: the buffered rows stay around 256 KiB.
-  const int64_t budget = std::max<int64_t>(1, (int64_t(64) << 10) / std::max<int64_t>(row, 1));
-  const int64_t R = std::min(g.OH, std::max<int64_t>(1, budget * g.upy / g.downy - g.fh));
+  // Output rows per work item: the buffered rows stay around 256 KiB where the rows allow.
+  const int64_t R = strip_rows(g, row, int64_t(64) << 10);
   const int64_t nstrips = (g.OH + R - 1) / R;
   const int64_t max_rows = std::min<int64_t>(g.H, (R - 1) * g.downy / g.upy + g.fh + 2);
   const int64_t work_per_item = std::max<int64_t>(1, R * row * 4);

@@ -164,9 +164,10 @@ def bias_act(
 #: CPU sizes (elements of ``x``) below which ``impl=None`` takes the reference path: there the
 #: custom op's fixed per-call cost (dispatcher, and the Python autograd formula when a gradient
 #: is recorded) outweighs the kernel's speed. Measured with ``benchmarks/ops.py --small-only``
-#: and ``--sweep`` (see docs/performance.rst): the native forward wins from about 2**15
-#: elements, forward+backward from about 2**17.
-SMALL_FORWARD = 1 << 15
+#: and ``--sweep`` on a quiet machine (see docs/performance.rst): the native forward wins from
+#: about 2**16 elements (0.93x at 2**15, 1.29x at 2**16), forward+backward from about 2**17
+#: (0.91x at 2**16, 1.19x at 2**17).
+SMALL_FORWARD = 1 << 16
 SMALL_WITH_GRAD = 1 << 17
 
 

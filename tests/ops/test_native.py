@@ -375,6 +375,35 @@ def test_channels_last_is_preserved(device):
     assert y.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize(
+    "shape, kw",
+    [
+        # Wide channels-last rows: many strips of output rows, each re-filtering its halo.
+        ((2, 48, 150, 40), {"down": 2}),
+        ((1, 33, 97, 21), {"up": 2}),
+        ((2, 24, 131, 17), {"up": [1, 2], "down": [2, 1], "padding": [3, 4, 7, 2]}),
+        ((1, 64, 60, 64), {"down": 3, "padding": 5}),
+        # Planar (NCHW) rows this wide also split into strips.
+        ((1, 2, 120, 1100), {"down": 2, "padding": [5, 6, 5, 6]}),
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_channels_last_separable_strips(shape, kw, dtype):
+    """Channels-last with a 12-tap separable filter runs the two-pass kernel strip by strip
+    (strips of several filter heights, halos re-filtered): equal to the reference everywhere,
+    including the first and last rows of each strip."""
+    torch.manual_seed(0)
+    taps = [1, 4, 9, 15, 20, 22, 22, 20, 15, 9, 4, 1]
+    f = setup_filter(taps, separable=True)
+    layout = torch.channels_last if shape[1] > 2 else torch.contiguous_format
+    x = torch.randn(shape, dtype=dtype).contiguous(memory_format=layout)
+    y = upfirdn2d(x, f.to(torch.float64 if dtype == torch.float64 else torch.float32), **kw,
+                  impl="native")
+    assert y.is_contiguous(memory_format=layout)
+    ref = upfirdn2d(x.double().contiguous(), f.double(), **kw, impl="ref")
+    assert rel_err(y.double(), ref) < TOL[dtype]
+
+
 def test_rank1_and_general_filters_agree():
     """A rank-1 2-D filter (split into two passes) equals the same taps as a 1-D separable filter
     and as a slightly perturbed, non-separable 2-D filter (the general kernel) within its size."""
