@@ -46,6 +46,9 @@ def test_defaults_and_two_dimensional_styles():
     torch.testing.assert_close(t.w_avg, torch.full((4,), 0.002))
     t.w_avg.copy_(torch.arange(4.0))
     ws = torch.randn(5, 4)
+    assert t(ws) is ws  # the default psi = 1 is the identity, returned as is
+    # Extrapolation away from the average (psi > 1) is the same formula.
+    torch.testing.assert_close(t(ws, 2.0), t.w_avg + 2.0 * (ws - t.w_avg))
     # [N, w_dim] has no style index: every row is truncated, whatever the cutoff.
     for cutoff in (None, 0, 3):
         torch.testing.assert_close(t(ws, 0.25, cutoff), t.w_avg + 0.25 * (ws - t.w_avg))
