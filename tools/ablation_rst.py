@@ -1,0 +1,92 @@
+"""Print an ablation experiment's ``results.json`` as reStructuredText for ``docs/experiments.rst``.
+
+The docs table is generated from the run's own file (and ``tests/docs/test_experiments_page.py``
+checks that the page still agrees with the committed ``results.json``), so the published numbers
+are the measured ones. Usage (from the repository root)::
+
+    python tools/ablation_rst.py docs/_static/ablation-cpu/results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recipes.oco_gan.experiment import PAPER, REGIMES, SCORED
+
+METRICS = ("FID", "CFID", "mIoU")
+MODES = tuple(SCORED)  # the table's row order
+
+
+def cell(stats: Optional[Dict[str, Any]], metric: str) -> str:
+    """``mean ± std (seed values)`` of one regime × mode × metric, or ``–`` when not scored.
+
+    >>> cell({"mean": 10.0, "std": 2.0, "n": 2, "values": [9.0, 11.0]}, "FID")
+    '10.0 ± 2.0 (9.0, 11.0)'
+    >>> cell({"mean": 0.5, "std": None, "n": 1, "values": [0.5]}, "mIoU")
+    '50.0'
+    >>> cell(None, "CFID")
+    '–'
+    """
+    if not stats or stats.get("mean") is None:
+        return "–"
+    k = 100.0 if metric == "mIoU" else 1.0
+    text = f"{k * stats['mean']:.1f}"
+    if stats.get("std") is not None:
+        seeds = ", ".join(f"{k * v:.1f}" for v in stats["values"])
+        text += f" ± {k * stats['std']:.1f} ({seeds})"
+    return text
+
+
+def table(results: Dict[str, Any]) -> List[str]:
+    """The list-table: one row per regime × mode, ours and the paper's value per metric."""
+    head = ["regime", "arm"] + [f"{m} {who}" for m in METRICS for who in ("(ours)", "(paper)")]
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    lines += [("   * - " if i == 0 else "     - ") + h for i, h in enumerate(head)]
+    for regime in REGIMES:
+        modes = results["summary"].get(regime, {})
+        for mode in [m for m in MODES if m in modes] + [m for m in modes if m not in MODES]:
+            paper = PAPER.get(regime, {}).get(mode, {})
+            row = [regime, f"``{mode}``"]
+            for m in METRICS:
+                row += [cell(modes[mode].get(m), m),
+                        f"{paper[m]:.1f}" if m in paper else "–"]
+            lines += [("   * - " if i == 0 else "     - ") + c for i, c in enumerate(row)]
+    return lines
+
+
+def claims(results: Dict[str, Any]) -> List[str]:
+    """One bullet per claim: the verdict, both means, the difference and its standard error."""
+    out = []
+    for c in results["claims"]:
+        text = f"* {c['claim']}: **{c['verdict']}**"
+        if "improvement" in c:
+            text += (f" ({c['baseline']} {c['baseline_mean']:.1f} → hybrid "
+                     f"{c['hybrid_mean']:.1f}, improvement {c['improvement']:+.1f}")
+            if "standard_error" in c:
+                text += f", standard error {c['standard_error']:.1f}"
+            text += f"; paper {c['paper'][0]} → {c['paper'][1]})"
+        out.append(text)
+    return out
+
+
+def render(results: Dict[str, Any]) -> str:
+    """The table, a blank line and the claims, as one rST fragment."""
+    return "\n".join([*table(results), "", *claims(results)]) + "\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("results", type=Path, help="an experiment's results.json")
+    a = p.parse_args(argv)
+    sys.stdout.write(render(json.loads(a.results.read_text(encoding="utf-8"))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
