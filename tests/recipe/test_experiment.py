@@ -226,3 +226,33 @@ def test_a_changed_default_seed_count_or_note_resumes(finished: Path, monkeypatc
     assert calls == [] and res["seeds"] == 1
     with pytest.raises(ValueError, match="scale"):
         ex.run_ablation(finished, scale=dataclasses.replace(scale, images=48), seeds=1)
+
+
+def test_stagewise_arms_start_from_stage_one_and_keep_it_frozen(tmp_path: Path):
+    import torch
+
+    out = tmp_path / "stagewise"
+    rc = main(["experiment", "ablation", "--scale", "smoke", "--out", str(out), "--arms",
+               "stagewise", "--no-progress"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    stage = {a["name"]: a for a in res["arms"] if a["init_from"] is not None}
+    assert sorted(stage) == ["limited-stage_cond_then_uncond-s0",
+                             "limited-stage_uncond_then_cond-s0"]
+    for name, arm in stage.items():
+        first = torch.load(out / "arms" / arm["init_from"] / "checkpoint.pt", map_location="cpu",
+                           weights_only=False)["G"]
+        second = torch.load(out / arm["run_dir"] / "checkpoint.pt", map_location="cpu",
+                            weights_only=False)["G"]
+        frozen = tuple(f"{part}." for part in arm["freeze"])
+        assert arm["freeze"] and any(k.startswith(frozen) for k in second)
+        for key, value in second.items():
+            if key.startswith(frozen):  # stage 1's branch and the shared synthesis, unchanged
+                assert torch.equal(value, first[key]), (name, key)
+        # The other branch trained in stage 2 (starting from stage 1's weights).
+        other = [k for k in second if not k.startswith(frozen) and k in first
+                 and second[k].is_floating_point()]
+        assert any(not torch.equal(second[k], first[k]) for k in other), name
+        assert set(arm["metrics"]) == {"FID", "CFID", "mIoU"}
+        assert all(math.isfinite(v["mean"]) for v in arm["metrics"].values())
+        assert f"| {arm['mode']} |" in (out / "results.md").read_text()
