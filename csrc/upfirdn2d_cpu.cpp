@@ -330,10 +330,12 @@ inline void rows_needed(const Geometry& g, int64_t oy0, int64_t oy1, int64_t& lo
 // but a strip always spans at least 4 filter heights of new input rows: every strip filters the
 // fh-row halo it shares with its neighbour again, so short strips of wide rows (a channels-last
 // row holds W * C values) would otherwise redo most of the work (12 taps, down 2, R = 1: six
-// times the horizontal pass).
+// times the horizontal pass). Very wide rows cap that at 32 MiB of float rows per thread.
 inline int64_t strip_rows(const Geometry& g, int64_t row_len, int64_t budget) {
-  const int64_t fit = budget / std::max<int64_t>(row_len, 1);
-  const int64_t rows = std::max<int64_t>(fit, 5 * g.fh);  // input rows buffered per strip
+  const int64_t len = std::max<int64_t>(row_len, 1);
+  const int64_t fit = budget / len;
+  const int64_t most = (int64_t(1) << 23) / len;
+  const int64_t rows = std::max<int64_t>(fit, std::min<int64_t>(5 * g.fh, most));
   const int64_t r = std::max<int64_t>(1, ((rows - g.fh) * g.upy) / g.downy);
   return std::min(r, g.OH);
 }
