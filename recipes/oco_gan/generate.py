@@ -171,7 +171,8 @@ def generate_unconditional(
         seed: Seed of the latents ``z_u: [num, z_dim]`` (drawn all at once).
         truncation: ψ; the mapping network's base map is moved to ``c + ψ·(w − c)`` with ``c``
             the mean base map (:meth:`Generator.mean_base_map`); 1 = no truncation.
-        batch: Samples per forward pass (does not change the result).
+        batch: Samples per forward pass (changes the result by float rounding at most: the
+            modulated convolutions group by batch, ~1e-5 at the output).
         truncation_center: The centre ``c`` (computed when ``None`` and ``truncation != 1``).
 
     Returns:
@@ -183,7 +184,7 @@ def generate_unconditional(
         >>> G = Generator(cfg.model).eval()
         >>> a = generate_unconditional(G, 3, seed=1, batch=2)
         >>> b = generate_unconditional(G, 3, seed=1, batch=3)
-        >>> a.shape, torch.allclose(a, b, atol=1e-5)
+        >>> a.shape, torch.allclose(a, b, atol=1e-4)
         (torch.Size([3, 3, 32, 32]), True)
     """
     _check_count(num, "num")
