@@ -260,13 +260,38 @@ void combine_rows(const T* const* rows, const T* ws, int64_t k, int64_t n, O* __
       out[j] = static_cast<O>(w0 * r0[j] + w1 * r1[j] + w2 * r2[j] + w3 * r3[j]);
     }
   } else {
-    for (int64_t j = 0; j < n; ++j) acc[j] = ws[0] * rows[0][j];
+    // Blocks of four vectors of outputs summed over all k rows in registers: one load per
+    // multiply-add and one store per output (a running sum in memory costs a load and a store
+    // per tap).
+    using V = gb::Vec<T>;
+    constexpr int64_t L = V::size();
+    int64_t j0 = 0;
+    for (; j0 + 4 * L <= n; j0 += 4 * L) {
+      const V w0(ws[0]);
+      const T* r0 = rows[0] + j0;
+      V a0 = w0 * V::loadu(r0), a1 = w0 * V::loadu(r0 + L);
+      V a2 = w0 * V::loadu(r0 + 2 * L), a3 = w0 * V::loadu(r0 + 3 * L);
+      for (int64_t m = 1; m < k; ++m) {
+        const V wm(ws[m]);
+        const T* rm = rows[m] + j0;
+        a0 = at::vec::fmadd(wm, V::loadu(rm), a0);
+        a1 = at::vec::fmadd(wm, V::loadu(rm + L), a1);
+        a2 = at::vec::fmadd(wm, V::loadu(rm + 2 * L), a2);
+        a3 = at::vec::fmadd(wm, V::loadu(rm + 3 * L), a3);
+      }
+      gb::store_op<T>(a0, out + j0);
+      gb::store_op<T>(a1, out + j0 + L);
+      gb::store_op<T>(a2, out + j0 + 2 * L);
+      gb::store_op<T>(a3, out + j0 + 3 * L);
+    }
+    if (j0 == n) return;
+    for (int64_t j = j0; j < n; ++j) acc[j] = ws[0] * rows[0][j];
     for (int64_t m = 1; m < k; ++m) {
       const T wm = ws[m];
       const T* __restrict rm = rows[m];
-      for (int64_t j = 0; j < n; ++j) acc[j] += wm * rm[j];
+      for (int64_t j = j0; j < n; ++j) acc[j] += wm * rm[j];
     }
-    for (int64_t j = 0; j < n; ++j) out[j] = static_cast<O>(acc[j]);
+    for (int64_t j = j0; j < n; ++j) out[j] = static_cast<O>(acc[j]);
   }
 }
 
@@ -504,8 +529,8 @@ void upfirdn2d_nhwc_separable(const at::Tensor& x, at::Tensor& out, const Geomet
   at::parallel_for(0, g.N * nstrips, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> xrow(std::is_same_v<scalar_t, T> ? 0 : g.W * C);
     std::vector<T> hbuf(max_rows * row), acc(row), tmp(row);
-    std::vector<const T*> rp(g.fh);
-    std::vector<T> rw(g.fh);
+    std::vector<const T*> rp(g.fh), cp(g.fw);
+    std::vector<T> rw(g.fh), cw(g.fw);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / nstrips, strip = item % nstrips;
       const int64_t oy0 = strip * R, oy1 = std::min(g.OH, oy0 + R);
@@ -523,15 +548,15 @@ void upfirdn2d_nhwc_separable(const at::Tensor& x, at::Tensor& out, const Geomet
         }
         T* h = hbuf.data() + (iy - lo) * row;
         for (int64_t ox = 0; ox < g.OW; ++ox) {
-          T* __restrict hv = h + ox * C;
-          std::fill(hv, hv + C, T(0));
+          int64_t k = 0;  // the taps of this column that fall inside the row
           for (int64_t m = 0; m < ntx[ox]; ++m) {
             const int64_t ix = ix0[ox] + m;
             if (ix < 0 || ix >= g.W) continue;
-            const T wv = wx[tx0[ox] + m * g.upx];
-            const T* __restrict sv = s + ix * C;
-            for (int64_t ch = 0; ch < C; ++ch) hv[ch] += wv * sv[ch];
+            cp[k] = s + ix * C;
+            cw[k] = wx[tx0[ox] + m * g.upx];
+            ++k;
           }
+          combine_rows(cp.data(), cw.data(), k, C, h + ox * C, acc.data());
         }
       }
       for (int64_t oy = oy0; oy < oy1; ++oy) {

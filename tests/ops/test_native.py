@@ -383,11 +383,13 @@ def test_channels_last_is_preserved(device):
         ((1, 33, 97, 21), {"up": 2}),
         ((2, 24, 131, 17), {"up": [1, 2], "down": [2, 1], "padding": [3, 4, 7, 2]}),
         ((1, 64, 60, 64), {"down": 3, "padding": 5}),
+        # Channels that fill whole register blocks of the tap loops (64 floats) and a remainder.
+        ((1, 80, 30, 26), {"down": 2}),
         # Planar (NCHW) rows this wide also split into strips.
         ((1, 2, 120, 1100), {"down": 2, "padding": [5, 6, 5, 6]}),
     ],
 )
-@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_channels_last_separable_strips(shape, kw, dtype):
     """Channels-last with a 12-tap separable filter runs the two-pass kernel strip by strip
     (strips of several filter heights, halos re-filtered): equal to the reference everywhere,
@@ -521,4 +523,11 @@ def test_default_impl_takes_the_faster_path_by_size_on_cpu(grad, monkeypatch):
     calls.clear()
     with torch.no_grad():
         bias_act(torch.randn(mod.SMALL_FORWARD, 1, dtype=torch.float64, requires_grad=True))
+    assert calls == [mod.SMALL_FORWARD]
+    # A bias that records a gradient counts too (x without one), between the two thresholds.
+    calls.clear()
+    b = torch.randn(1, dtype=torch.float64, requires_grad=True)
+    bias_act(torch.randn(mod.SMALL_FORWARD, 1, dtype=torch.float64), b)
+    assert calls == []
+    bias_act(torch.randn(mod.SMALL_FORWARD, 1, dtype=torch.float64), b.detach())
     assert calls == [mod.SMALL_FORWARD]
