@@ -641,6 +641,14 @@ def _native_ready(device_type: str) -> bool:
     return is_available(torch.device(device_type))
 
 
+def _ready_for(x: torch.Tensor) -> bool:
+    """:func:`_native_ready` for ``x``'s device; in eager mode, once built, read straight from
+    the build state (about a microsecond less per op call than the general path)."""
+    if _state["status"] == "ok" and not torch.compiler.is_compiling():
+        return x.is_cpu or _state["flavour"] == "cuda"
+    return _native_ready(x.device.type)
+
+
 def resolve_impl(impl: Optional[str], x: torch.Tensor) -> str:
     """Map an op's ``impl`` argument to ``'ref'`` or ``'native'`` for input ``x``.
 
@@ -661,7 +669,7 @@ def resolve_impl(impl: Optional[str], x: torch.Tensor) -> str:
     if impl is None:
         if not _supported(x):
             return "ref"
-        return "native" if _native_ready(x.device.type) else "ref"
+        return "native" if _ready_for(x) else "ref"
     if not _supported(x):
         raise TypeError(
             f"impl='native': the native kernels do not support {x.dtype} tensors on "
@@ -669,7 +677,7 @@ def resolve_impl(impl: Optional[str], x: torch.Tensor) -> str:
             "bfloat16, float32, float64); use impl=None (falls back to the reference) or "
             "impl='ref'"
         )
-    if not _native_ready(x.device.type):
+    if not _ready_for(x):
         reason = _state["error"] or f"built for {_state['flavour']} only"
         raise RuntimeError(
             f"impl='native': the native kernels are not available for {x.device.type} tensors "
