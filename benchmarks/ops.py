@@ -10,6 +10,11 @@ Cases (float32 unless named otherwise), forward and forward+backward:
 * StyleGAN's small layers: ``upsample2d`` and ``bias_act`` on ``[1, 512, 4, 4]`` and
   ``[1, 512, 8, 8]``, where the per-call overhead dominates.
 
+The paths of one comparison (floor, ref, native, default) are timed interleaved: each of
+``ROUNDS`` rounds runs one block of calls of every path, starting from a rotating path, so that a
+slow spell of the machine hits all of them alike; a path's time is the median (``--stat min``:
+the minimum) of its rounds.
+
 For each it prints the time of the reference path, of the native kernels, their ratio, and the
 ratio of native to the **floor**: the time of writing the op's output (forward+backward: output
 plus input-sized gradient) once into *freshly mapped* memory (an anonymous ``mmap`` per call, so
@@ -36,12 +41,13 @@ import functools
 import mmap
 import os
 import platform
+import statistics
 import sys
+import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
-import torch.utils.benchmark as tb
 
 from ganblocks.ops import bias_act, downsample2d, filter2d, native, setup_filter, upsample2d
 from ganblocks.ops.bias_act import SMALL_FORWARD, SMALL_WITH_GRAD
@@ -114,15 +120,57 @@ class Case:
     run: Callable  # run(impl, *inputs) -> output
 
 
-#: How a timing summarises its blocks: ``median`` (default) or ``min`` (``--stat min``: the
-#: least disturbed block, robust to other jobs preempting this one on a shared machine).
+#: How a timing summarises its rounds: ``median`` (default) or ``min`` (``--stat min``: the
+#: least disturbed round, robust to other jobs preempting this one on a shared machine).
 STAT = "median"
 
+#: Rounds per comparison: each round times one block of every path, in an order rotated from
+#: round to round, so that drift of the machine (other jobs, clock changes) hits every path alike.
+ROUNDS = 25
 
-def _time_ms(fn: Callable[[], object], threads: int, min_run_time: float) -> float:
-    timer = tb.Timer("fn()", globals={"fn": fn}, num_threads=threads)
-    m = timer.blocked_autorange(min_run_time=min_run_time)
-    return (min(m.times) if STAT == "min" else m.median) * 1e3
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _calls_per_block(fn: Callable[[], object], block_s: float, device: torch.device) -> int:
+    """How many calls of ``fn`` fill about ``block_s`` seconds (after a warm-up call)."""
+    fn()
+    _sync(device)
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        _sync(device)
+        spent = time.perf_counter() - start
+        if spent >= min(0.02, block_s):
+            return max(1, round(calls * block_s / spent))
+
+
+def time_paths(fns: Dict[str, Callable[[], object]], device: torch.device,
+               min_run_time: float) -> Dict[str, float]:
+    """Milliseconds per call of each of ``fns``, timed interleaved.
+
+    Every path gets ``min_run_time`` seconds in all, split into :data:`ROUNDS` blocks; round
+    ``r`` runs one block of each path, starting from path ``r mod len(fns)``. A path's time is
+    the :data:`STAT` of its per-call block times.
+    """
+    names = list(fns)
+    block_s = min_run_time / ROUNDS
+    calls = {n: _calls_per_block(fns[n], block_s, device) for n in names}
+    per_call: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(ROUNDS):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            fn, k = fns[n], calls[n]
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(k):
+                fn()
+            _sync(device)
+            per_call[n].append((time.perf_counter() - start) / k)
+    pick = min if STAT == "min" else statistics.median
+    return {n: pick(v) * 1e3 for n, v in per_call.items()}
 
 
 def fresh_page_write(nbytes: int, device: torch.device) -> Callable[[], None]:
@@ -206,12 +254,13 @@ def run(device: torch.device, threads: int, min_run_time: float,
 
         for pass_, fn, nbytes in (("fwd", fwd, out_bytes),
                                   ("fwd+bwd", fwd_bwd, out_bytes + in_bytes)):
-            floor = _time_ms(fresh_page_write(nbytes, device), threads, min_run_time)
-            ref = _time_ms(lambda fn=fn: fn("ref"), threads, min_run_time)
-            nat = _time_ms(lambda fn=fn: fn("native"), threads, min_run_time)
-            default = _time_ms(lambda fn=fn: fn(None), threads, min_run_time)
+            ms = time_paths({"floor": fresh_page_write(nbytes, device),
+                             "ref": functools.partial(fn, "ref"),
+                             "native": functools.partial(fn, "native"),
+                             "default": functools.partial(fn, None)}, device, min_run_time)
             path = _default_path(case.name, inputs[0], grad=pass_ != "fwd")
-            rows.append(Row(case.name, pass_, ref, nat, floor, default, path))
+            rows.append(Row(case.name, pass_, ms["ref"], ms["native"], ms["floor"],
+                            ms["default"], path))
     return rows
 
 
@@ -224,8 +273,7 @@ def _default_path(case: str, x: torch.Tensor, *, grad: bool) -> str:
     return "native"
 
 
-def _sweep_ratios(c: int, h: int, gen: torch.Generator, threads: int,
-                  min_run_time: float) -> List[float]:
+def _sweep_ratios(c: int, h: int, gen: torch.Generator, min_run_time: float) -> List[float]:
     x, b = torch.randn(1, c, h, h, generator=gen), torch.randn(c, generator=gen)
     xl, bl = x.clone().requires_grad_(True), b.clone().requires_grad_(True)
     dy = torch.ones_like(x)
@@ -236,9 +284,12 @@ def _sweep_ratios(c: int, h: int, gen: torch.Generator, threads: int,
     def fwd_bwd(impl: str) -> object:
         return torch.autograd.grad(bias_act(xl, bl, act="lrelu", impl=impl), (xl, bl), dy)
 
-    return [_time_ms(functools.partial(fn, "ref"), threads, min_run_time)
-            / _time_ms(functools.partial(fn, "native"), threads, min_run_time)
-            for fn in (fwd, fwd_bwd)]
+    ratios = []
+    for fn in (fwd, fwd_bwd):
+        ms = time_paths({"ref": functools.partial(fn, "ref"),
+                         "native": functools.partial(fn, "native")}, x.device, min_run_time)
+        ratios.append(ms["ref"] / ms["native"])
+    return ratios
 
 
 def sweep(threads: int, min_run_time: float) -> str:
@@ -247,7 +298,7 @@ def sweep(threads: int, min_run_time: float) -> str:
     gen = torch.Generator().manual_seed(0)
     lines = [f"{'elements':>9} {'fwd ref/native':>15} {'fwd+bwd ref/native':>19}"]
     for c, h in ((512, 4), (512, 8), (256, 16), (512, 16), (256, 32), (512, 32), (256, 64)):
-        fwd, fwd_bwd = _sweep_ratios(c, h, gen, threads, min_run_time)
+        fwd, fwd_bwd = _sweep_ratios(c, h, gen, min_run_time)
         lines.append(f"{c * h * h:>9} {fwd:>14.2f}x {fwd_bwd:>18.2f}x")
     return "\n".join(lines)
 
@@ -299,20 +350,23 @@ def format_rst(rows: List[Row]) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    global STAT, ROUNDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per timing")
+    parser.add_argument("--min-run-time", type=float, default=1.0,
+                        help="seconds per path and comparison (split into the rounds)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help=f"interleaved rounds per comparison (default {ROUNDS})")
     parser.add_argument("--small-only", action="store_true", help="only the small-layer cases")
     parser.add_argument("--stat", choices=["median", "min"], default="median",
-                        help="per timing: median of the blocks (default) or the fastest block "
+                        help="per path: median of the rounds (default) or the fastest round "
                              "(robust to other jobs on a shared machine)")
     parser.add_argument("--sweep", action="store_true",
                         help="also sweep bias_act sizes: where the kernels start to beat ref")
     parser.add_argument("--rst", action="store_true", help="also print a reStructuredText table")
     args = parser.parse_args(argv)
-    global STAT
-    STAT = args.stat
+    STAT, ROUNDS = args.stat, args.rounds
     device = torch.device(args.device)
     native.build()
     if not native.is_available(device):
@@ -327,7 +381,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {where}, {args.threads} threads, "
-          f"load average {load:.2f} at start, {STAT} of blocked runs")
+          f"load average {load:.2f} at start, {STAT} of {ROUNDS} interleaved rounds per path")
     print("floor = one write of the output (fwd+bwd: output + input gradient) into freshly "
           "mapped pages")
     rows = run(device, args.threads, args.min_run_time, args.small_only)
