@@ -20,7 +20,8 @@ def ops_chart() -> None:
     _, ax = plt.subplots(figsize=(max(10.0, 0.5 * len(rows)), 4.2), layout="constrained")
     ax.bar(x - 0.27, ref, 0.27, label="ref (pure PyTorch)", color="#9bbbe0")
     ax.bar(x, nat, 0.27, label="native kernels", color="#1f5f9f")
-    ax.bar(x + 0.27, floor, 0.27, label="floor (write of the output into fresh pages)", color="#cccccc")
+    ax.bar(x + 0.27, floor, 0.27, label="floor (write of the output into fresh pages)",
+           color="#cccccc")
     for i in range(len(rows)):
         ax.text(x[i], max(ref[i], nat[i]) * 1.25, f"{ref[i] / nat[i]:.1f}×", ha="center",
                 fontsize=7, fontweight="bold")
