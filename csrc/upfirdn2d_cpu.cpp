@@ -467,6 +467,8 @@ void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
   at::parallel_for(0, g.N * g.OH, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(C);
     std::vector<int64_t> ixs(g.fw), txs(g.fw);
+    std::vector<const T*> tp(g.fh * g.fw);  // the taps of one output pixel (float/double)
+    std::vector<T> tw(g.fh * g.fw);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / g.OH, oy = item % g.OH;
       int64_t ty0, iy0, nty;
@@ -483,21 +485,38 @@ void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
           txs[kx] = tx0 + m * g.upx;
           ++kx;
         }
-        std::fill(acc.begin(), acc.end(), T(0));
-        T* __restrict a = acc.data();
-        for (int64_t my = 0; my < nty; ++my) {
-          const int64_t iy = iy0 + my;
-          if (iy < 0 || iy >= g.H) continue;
-          const T* wrow = w2 + (ty0 + my * g.upy) * g.fw;
-          const scalar_t* xrow = xp + ((n * g.H + iy) * g.W) * C;
-          for (int64_t q = 0; q < kx; ++q) {
-            const T wv = wrow[txs[q]];
-            const scalar_t* __restrict s = xrow + ixs[q] * C;
-            for (int64_t ch = 0; ch < C; ++ch) a[ch] += wv * static_cast<T>(s[ch]);
-          }
-        }
         scalar_t* __restrict o = orow + ox * C;
-        for (int64_t ch = 0; ch < C; ++ch) o[ch] = static_cast<scalar_t>(a[ch]);
+        if constexpr (std::is_same_v<scalar_t, T>) {
+          // Every tap's input pixel, then one register-blocked pass over the channels.
+          int64_t k = 0;
+          for (int64_t my = 0; my < nty; ++my) {
+            const int64_t iy = iy0 + my;
+            if (iy < 0 || iy >= g.H) continue;
+            const T* wrow = w2 + (ty0 + my * g.upy) * g.fw;
+            const T* xrow = xp + ((n * g.H + iy) * g.W) * C;
+            for (int64_t q = 0; q < kx; ++q) {
+              tp[k] = xrow + ixs[q] * C;
+              tw[k] = wrow[txs[q]];
+              ++k;
+            }
+          }
+          combine_rows(tp.data(), tw.data(), k, C, o, acc.data());
+        } else {
+          std::fill(acc.begin(), acc.end(), T(0));
+          T* __restrict a = acc.data();
+          for (int64_t my = 0; my < nty; ++my) {
+            const int64_t iy = iy0 + my;
+            if (iy < 0 || iy >= g.H) continue;
+            const T* wrow = w2 + (ty0 + my * g.upy) * g.fw;
+            const scalar_t* xrow = xp + ((n * g.H + iy) * g.W) * C;
+            for (int64_t q = 0; q < kx; ++q) {
+              const T wv = wrow[txs[q]];
+              const scalar_t* __restrict s = xrow + ixs[q] * C;
+              for (int64_t ch = 0; ch < C; ++ch) a[ch] += wv * static_cast<T>(s[ch]);
+            }
+          }
+          for (int64_t ch = 0; ch < C; ++ch) o[ch] = static_cast<scalar_t>(a[ch]);
+        }
       }
     }
   });

@@ -406,6 +406,25 @@ def test_channels_last_separable_strips(shape, kw, dtype):
     assert rel_err(y.double(), ref) < TOL[dtype]
 
 
+@pytest.mark.parametrize("channels", [3, 37, 64, 80, 150])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kw", [{"down": 2, "padding": 1}, {"up": 2, "padding": [2, 1, 2, 1]},
+                                {"padding": [3, 2, 1, 3]}])
+def test_channels_last_general_filter(channels, dtype, kw):
+    """Channels-last with a filter that is not an outer product runs the direct kernel: all taps
+    of one output pixel summed over the channels in register blocks (whole blocks of 64 floats /
+    32 doubles and remainders); equal to the reference."""
+    gen = torch.Generator().manual_seed(channels)
+    f = torch.rand(5, 4, generator=gen, dtype=torch.float64) + 0.1  # rank 5 almost surely
+    x = torch.randn(2, channels, 11, 9, generator=gen, dtype=torch.float64)
+    x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+    y = upfirdn2d(x, f.to(torch.float64 if dtype == torch.float64 else torch.float32), **kw,
+                  impl="native")
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    ref = upfirdn2d(x.double().contiguous(), f, **kw, impl="ref")
+    assert rel_err(y.double(), ref) < TOL[dtype]
+
+
 def test_rank1_and_general_filters_agree():
     """A rank-1 2-D filter (split into two passes) equals the same taps as a 1-D separable filter
     and as a slightly perturbed, non-separable 2-D filter (the general kernel) within its size."""
