@@ -467,7 +467,7 @@ void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
   at::parallel_for(0, g.N * g.OH, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(C);
     std::vector<int64_t> ixs(g.fw), txs(g.fw);
-    std::vector<const T*> tp(g.fh * g.fw);  // the taps of one output pixel (float/double)
+    std::vector<const scalar_t*> tp(g.fh * g.fw);  // the taps of one output pixel
     std::vector<T> tw(g.fh * g.fw);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / g.OH, oy = item % g.OH;
@@ -485,35 +485,29 @@ void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
           txs[kx] = tx0 + m * g.upx;
           ++kx;
         }
+        // Every tap's input pixel, then one pass over the channels.
+        int64_t k = 0;
+        for (int64_t my = 0; my < nty; ++my) {
+          const int64_t iy = iy0 + my;
+          if (iy < 0 || iy >= g.H) continue;
+          const T* wrow = w2 + (ty0 + my * g.upy) * g.fw;
+          const scalar_t* xrow = xp + ((n * g.H + iy) * g.W) * C;
+          for (int64_t q = 0; q < kx; ++q) {
+            tp[k] = xrow + ixs[q] * C;
+            tw[k] = wrow[txs[q]];
+            ++k;
+          }
+        }
         scalar_t* __restrict o = orow + ox * C;
         if constexpr (std::is_same_v<scalar_t, T>) {
-          // Every tap's input pixel, then one register-blocked pass over the channels.
-          int64_t k = 0;
-          for (int64_t my = 0; my < nty; ++my) {
-            const int64_t iy = iy0 + my;
-            if (iy < 0 || iy >= g.H) continue;
-            const T* wrow = w2 + (ty0 + my * g.upy) * g.fw;
-            const T* xrow = xp + ((n * g.H + iy) * g.W) * C;
-            for (int64_t q = 0; q < kx; ++q) {
-              tp[k] = xrow + ixs[q] * C;
-              tw[k] = wrow[txs[q]];
-              ++k;
-            }
-          }
-          combine_rows(tp.data(), tw.data(), k, C, o, acc.data());
+          combine_rows(tp.data(), tw.data(), k, C, o, acc.data());  // register-blocked
         } else {
-          std::fill(acc.begin(), acc.end(), T(0));
           T* __restrict a = acc.data();
-          for (int64_t my = 0; my < nty; ++my) {
-            const int64_t iy = iy0 + my;
-            if (iy < 0 || iy >= g.H) continue;
-            const T* wrow = w2 + (ty0 + my * g.upy) * g.fw;
-            const scalar_t* xrow = xp + ((n * g.H + iy) * g.W) * C;
-            for (int64_t q = 0; q < kx; ++q) {
-              const T wv = wrow[txs[q]];
-              const scalar_t* __restrict s = xrow + ixs[q] * C;
-              for (int64_t ch = 0; ch < C; ++ch) a[ch] += wv * static_cast<T>(s[ch]);
-            }
+          std::fill(a, a + C, T(0));
+          for (int64_t m = 0; m < k; ++m) {
+            const T wv = tw[m];
+            const scalar_t* __restrict sv = tp[m];
+            for (int64_t ch = 0; ch < C; ++ch) a[ch] += wv * static_cast<T>(sv[ch]);
           }
           for (int64_t ch = 0; ch < C; ++ch) o[ch] = static_cast<scalar_t>(a[ch]);
         }
