@@ -463,38 +463,50 @@ void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
   const int64_t C = g.C;
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   scalar_t* op = out.mutable_data_ptr<scalar_t>();
+  // Horizontal taps of every output column, planned once: column ox reads input columns at
+  // element offsets xoff[q] with filter columns xtap[q], q in [xstart[ox], xstart[ox + 1]).
+  std::vector<int64_t> xstart(g.OW + 1, 0), xoff, xtap;
+  xoff.reserve(g.OW * ((g.fw + g.upx - 1) / g.upx));
+  xtap.reserve(xoff.capacity());
+  for (int64_t ox = 0; ox < g.OW; ++ox) {
+    int64_t tx0, ix0, ntx;
+    output_taps(ox, g.upx, g.downx, g.px0, g.fw, tx0, ix0, ntx);
+    for (int64_t m = 0; m < ntx; ++m) {
+      const int64_t ix = ix0 + m;
+      if (ix < 0 || ix >= g.W) continue;
+      xoff.push_back(ix * C);
+      xtap.push_back(tx0 + m * g.upx);
+    }
+    xstart[ox + 1] = static_cast<int64_t>(xoff.size());
+  }
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, g.OW * C));
   at::parallel_for(0, g.N * g.OH, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(C);
-    std::vector<int64_t> ixs(g.fw), txs(g.fw);
-    std::vector<const scalar_t*> tp(g.fh * g.fw);  // the taps of one output pixel
+    std::vector<const scalar_t*> tp(g.fh * g.fw), yrow(g.fh);  // the taps of one output pixel
     std::vector<T> tw(g.fh * g.fw);
+    std::vector<const T*> ywts(g.fh);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / g.OH, oy = item % g.OH;
       int64_t ty0, iy0, nty;
       output_taps(oy, g.upy, g.downy, g.py0, g.fh, ty0, iy0, nty);
       scalar_t* orow = op + (n * g.OH + oy) * g.OW * C;
+      // The rows this output row reads, with their filter rows.
+      int64_t ky = 0;
+      for (int64_t my = 0; my < nty; ++my) {
+        const int64_t iy = iy0 + my;
+        if (iy < 0 || iy >= g.H) continue;
+        yrow[ky] = xp + ((n * g.H + iy) * g.W) * C;
+        ywts[ky] = w2 + (ty0 + my * g.upy) * g.fw;
+        ++ky;
+      }
       for (int64_t ox = 0; ox < g.OW; ++ox) {
-        int64_t tx0, ix0, ntx;
-        output_taps(ox, g.upx, g.downx, g.px0, g.fw, tx0, ix0, ntx);
-        int64_t kx = 0;
-        for (int64_t m = 0; m < ntx; ++m) {
-          const int64_t ix = ix0 + m;
-          if (ix < 0 || ix >= g.W) continue;
-          ixs[kx] = ix;
-          txs[kx] = tx0 + m * g.upx;
-          ++kx;
-        }
         // Every tap's input pixel, then one pass over the channels.
+        const int64_t q0 = xstart[ox], kx = xstart[ox + 1] - q0;
         int64_t k = 0;
-        for (int64_t my = 0; my < nty; ++my) {
-          const int64_t iy = iy0 + my;
-          if (iy < 0 || iy >= g.H) continue;
-          const T* wrow = w2 + (ty0 + my * g.upy) * g.fw;
-          const scalar_t* xrow = xp + ((n * g.H + iy) * g.W) * C;
-          for (int64_t q = 0; q < kx; ++q) {
-            tp[k] = xrow + ixs[q] * C;
-            tw[k] = wrow[txs[q]];
+        for (int64_t r = 0; r < ky; ++r) {
+          for (int64_t q = q0; q < q0 + kx; ++q) {
+            tp[k] = yrow[r] + xoff[q];
+            tw[k] = ywts[r][xtap[q]];
             ++k;
           }
         }
