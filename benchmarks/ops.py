@@ -6,7 +6,8 @@ Cases (float32 unless named otherwise), forward and forward+backward:
   ``[8, 128, 64, 64]``, and ``bias_act(act='lrelu')`` with a bias on ``[8, 256, 64, 64]``;
 * the same in bfloat16 and float16 (``bias_act`` and ``upsample2d``), whose time per element
   should match float32's;
-* a 12-tap separable ``downsample2d`` on a channels-last ``[8, 128, 64, 64]`` tensor;
+* a 12-tap separable ``downsample2d`` on a channels-last ``[8, 128, 64, 64]`` tensor, and a
+  ``filter2d`` with a 5x5 disk (not an outer product: the direct 2-D kernel) on the same;
 * StyleGAN's small layers: ``upsample2d`` and ``bias_act`` on ``[1, 512, 4, 4]`` and
   ``[1, 512, 8, 8]``, where the per-call overhead dominates.
 
@@ -200,6 +201,10 @@ def _cases(device: torch.device, small_only: bool = False) -> List[Case]:
     f12 = setup_filter([1, 4, 9, 15, 20, 22, 22, 20, 15, 9, 4, 1], device=device,
                        separable=True)
 
+    # A filter that is not an outer product (21 taps of a 5x5 disk): the direct 2-D kernel.
+    yy, xx = torch.meshgrid(torch.arange(-2, 3), torch.arange(-2, 3), indexing="ij")
+    disk = setup_filter((yy**2 + xx**2 <= 5).float(), device=device)
+
     def resampling(fn: Callable, filt: torch.Tensor) -> Callable:
         return lambda impl, t: fn(t, filt, impl=impl)
 
@@ -225,6 +230,9 @@ def _cases(device: torch.device, small_only: bool = False) -> List[Case]:
         cases.append(Case("downsample2d 12-tap NHWC",
                           [randn(RESAMPLE_SHAPE, channels_last=True)],
                           resampling(downsample2d, f12)))
+        cases.append(Case("filter2d 5x5 disk NHWC",
+                          [randn(RESAMPLE_SHAPE, channels_last=True)],
+                          resampling(filter2d, disk)))
     for shape in SMALL_SHAPES:
         size = "x".join(str(s) for s in shape)
         cases += [
