@@ -455,6 +455,43 @@ void upfirdn2d_nchw(const at::Tensor& x, at::Tensor& out, const Geometry& g,
   });
 }
 
+// Four neighbouring output pixels of the channels-last direct kernel at once, for filters that
+// are not upsampled horizontally (upx = 1) and whose taps all fall inside the row: each input
+// vector is loaded once and added to every output of the four that it reaches (a 5-wide filter:
+// 8 loads for 20 multiply-adds instead of 20). `rows[r] + col0 * C` is the first input pixel of
+// output 0 in row r; C is a multiple of NV vectors.
+template <int NV, typename T>
+void nhwc_four_pixels(const T* const* rows, const T* const* wrows, int64_t ky, int64_t fw,
+                      int64_t downx, int64_t C, int64_t col0, T* out) {
+  using V = gb::Vec<T>;
+  constexpr int64_t L = V::size();
+  const int64_t span = 3 * downx + fw;  // input pixels read by the four outputs
+  for (int64_t c = 0; c < C; c += NV * L) {
+    V a[4][NV];  // 4 * NV independent sums: enough to hide the multiply-add latency
+    for (int t = 0; t < 4; ++t) {
+      for (int v = 0; v < NV; ++v) a[t][v] = V(T(0));
+    }
+    for (int64_t r = 0; r < ky; ++r) {
+      const T* src = rows[r] + col0 * C + c;
+      const T* w = wrows[r];
+      for (int64_t j = 0; j < span; ++j) {
+        V x[NV];
+        for (int v = 0; v < NV; ++v) x[v] = V::loadu(src + j * C + v * L);
+        // Output t meets this pixel with tap j - t * downx.
+        for (int t = 0; t < 4; ++t) {
+          const int64_t m = j - t * downx;
+          if (m < 0 || m >= fw) continue;
+          const V wm(w[m]);
+          for (int v = 0; v < NV; ++v) a[t][v] = at::vec::fmadd(wm, x[v], a[t][v]);
+        }
+      }
+    }
+    for (int t = 0; t < 4; ++t) {
+      for (int v = 0; v < NV; ++v) a[t][v].store(out + t * C + c + v * L);
+    }
+  }
+}
+
 // Channels-last (NHWC-contiguous input and output): direct polyphase kernel, vectorised over C.
 template <typename scalar_t>
 void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
@@ -479,6 +516,13 @@ void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
     }
     xstart[ox + 1] = static_cast<int64_t>(xoff.size());
   }
+  // Output columns [tile_lo, tile_hi] read whole filter widths inside the row; with upx = 1 and
+  // whole vectors of channels they run four at a time (nhwc_four_pixels).
+  const bool tiled = g.upx == 1 && C % gb::Vec<T>::size() == 0;
+  const int64_t tile_lo = (g.px0 + g.downx - 1) / g.downx;        // ox * downx - px0 >= 0
+  const int64_t tile_hi = g.W - g.fw + g.px0 >= 0
+      ? std::min(g.OW - 1, (g.W - g.fw + g.px0) / g.downx)         // last tap < W
+      : int64_t(-1);
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, g.OW * C));
   at::parallel_for(0, g.N * g.OH, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(C);
@@ -500,6 +544,20 @@ void upfirdn2d_nhwc(const at::Tensor& x, at::Tensor& out, const Geometry& g,
         ++ky;
       }
       for (int64_t ox = 0; ox < g.OW; ++ox) {
+        if constexpr (std::is_same_v<scalar_t, T>) {
+          if (tiled && ox >= tile_lo && ox + 3 <= tile_hi) {
+            const int64_t col0 = ox * g.downx - g.px0;
+            if (C % (2 * gb::Vec<T>::size()) == 0) {
+              nhwc_four_pixels<2>(yrow.data(), ywts.data(), ky, g.fw, g.downx, C, col0,
+                                  orow + ox * C);
+            } else {
+              nhwc_four_pixels<1>(yrow.data(), ywts.data(), ky, g.fw, g.downx, C, col0,
+                                  orow + ox * C);
+            }
+            ox += 3;
+            continue;
+          }
+        }
         // Every tap's input pixel, then one pass over the channels.
         const int64_t q0 = xstart[ox], kx = xstart[ox + 1] - q0;
         int64_t k = 0;

@@ -406,17 +406,20 @@ def test_channels_last_separable_strips(shape, kw, dtype):
     assert rel_err(y.double(), ref) < TOL[dtype]
 
 
-@pytest.mark.parametrize("channels", [3, 37, 64, 80, 150])
+@pytest.mark.parametrize("channels", [3, 16, 37, 64, 80, 150])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("kw", [{"down": 2, "padding": 1}, {"up": 2, "padding": [2, 1, 2, 1]},
-                                {"padding": [3, 2, 1, 3]}])
+                                {"padding": [3, 2, 1, 3]},
+                                {"down": [3, 2], "padding": [-1, 2, 2, 0]}])
 def test_channels_last_general_filter(channels, dtype, kw):
-    """Channels-last with a filter that is not an outer product runs the direct kernel: all taps
-    of one output pixel summed over the channels in register blocks (whole blocks of 64 floats /
-    32 doubles and remainders); equal to the reference."""
+    """Channels-last with a filter that is not an outer product runs the direct kernel: the
+    interior columns four output pixels at a time when not upsampled horizontally and the
+    channels fill whole vectors, the others pixel by pixel, all taps summed over the channels in
+    register blocks (whole blocks and remainders); equal to the reference, border columns
+    included."""
     gen = torch.Generator().manual_seed(channels)
     f = torch.rand(5, 4, generator=gen, dtype=torch.float64) + 0.1  # rank 5 almost surely
-    x = torch.randn(2, channels, 11, 9, generator=gen, dtype=torch.float64)
+    x = torch.randn(2, channels, 11, 23, generator=gen, dtype=torch.float64)
     x = x.to(dtype).contiguous(memory_format=torch.channels_last)
     y = upfirdn2d(x, f.to(torch.float64 if dtype == torch.float64 else torch.float32), **kw,
                   impl="native")
