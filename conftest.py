@@ -19,7 +19,23 @@ settings.register_profile(
     derandomize=True,
 )
 settings.load_profile("ci")
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+torch.set_num_threads(THREADS)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The CLI sizes torch's threads to the machine unless OMP_NUM_THREADS is set; in a worker
+    # that shares the cores with another, in-process runs keep to one thread.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Put torch's thread count back after each test: an in-process ``oco-gan train`` or
+    ``evaluate`` sets it to the machine's cores, and two xdist workers each running two threads
+    on two cores make every later test in them many times slower (a smoke experiment: 24 s
+    alone, 327 s after that)."""
+    yield
+    if torch.get_num_threads() != THREADS:
+        torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(autouse=True)
