@@ -13,7 +13,7 @@ The weights are the project's golden test data: small networks of both architect
 (``skip`` and ``resnet``) created and run with the original NVlabs code, stored under
 that code's key names together with its inputs and outputs. This page packs them into a
 pickle with the structure of a real snapshot
-(:mod:`recipes.stylegan2.nvlabs_pickle_testing`: no NVlabs code involved), loads it, and
+(:mod:`recipes.stylegan2.testing.nvlabs_pickle`: no NVlabs code involved), loads it, and
 checks that the networks built from our blocks compute NVlabs' images.
 """
 
@@ -29,7 +29,7 @@ import torch
 import recipes
 from recipes.stylegan2 import load_nvlabs_pickle
 from recipes.stylegan2.nvlabs_pickle import read_nvlabs_pickle
-from recipes.stylegan2.nvlabs_pickle_testing import (
+from recipes.stylegan2.testing.nvlabs_pickle import (
     dumps,
     network_snapshot,
     source_was_executed,

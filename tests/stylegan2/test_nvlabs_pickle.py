@@ -13,7 +13,7 @@ import torch
 from testutils import load_golden, rel_err
 
 from recipes.stylegan2.nvlabs_pickle import UnsupportedPickleError, load_nvlabs_pickle
-from recipes.stylegan2.nvlabs_pickle_testing import (
+from recipes.stylegan2.testing.nvlabs_pickle import (
     PersistentStandIn,
     dumps,
     network_snapshot,
@@ -112,3 +112,21 @@ def test_cli_generates_from_a_pickle(tmp_path):
     assert main(["generate", f"--network={path}", f"--out={out}", "--seeds=3", "--class=2"]) == 0
     assert [p.name for p in out.glob("*.png")] == ["seed0003.png"]
     assert not source_was_executed()
+
+
+def test_old_helper_module_is_a_deprecated_alias():
+    import warnings
+
+    from recipes.stylegan2 import nvlabs_pickle_testing as old
+    from recipes.stylegan2 import testing
+
+    assert sorted(old.__all__) == sorted(testing.__all__)
+    for attr in testing.__all__:
+        moved = rf"import {attr} from recipes\.stylegan2\.testing"
+        with pytest.warns(DeprecationWarning, match=moved):
+            assert getattr(old, attr) is getattr(testing, attr), attr
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError, match="no_such_helper"):
+            old.no_such_helper  # noqa: B018
+    assert testing.dumps is dumps and testing.network_snapshot is network_snapshot
