@@ -132,6 +132,59 @@ TESTS: dict[str, list[str]] = {
         "tests/augment/test_ada_reference.py",
         "tests/augment/test_ada.py",
     ],
+    "ganblocks/augment/_checks.py": [
+        "tests/augment/test_augment_pins.py",
+        "tests/augment/test_diffaugment.py",
+        "tests/augment/test_sampling.py",
+    ],
+    "ganblocks/augment/color.py": [
+        "tests/augment/test_color.py",
+        "tests/augment/test_augment_pins.py",
+    ],
+    "ganblocks/augment/cutout.py": [
+        "tests/augment/test_diffaugment.py",
+        "tests/augment/test_augment_pins.py",
+    ],
+    "ganblocks/augment/diffaugment.py": [
+        "tests/augment/test_diffaugment.py",
+        "tests/augment/test_augment_pins.py",
+    ],
+    "ganblocks/augment/flip.py": [
+        "tests/augment/test_diffaugment.py",
+        "tests/augment/test_augment_pins.py",
+    ],
+    "ganblocks/augment/geometric.py": [
+        "tests/augment/test_sampling.py",
+        "tests/augment/test_augment_pins.py",
+    ],
+    "ganblocks/augment/sampling.py": [
+        "tests/augment/test_sampling.py",
+        "tests/augment/test_augment_pins.py",
+    ],
+    "ganblocks/data/paired.py": [
+        "tests/data/test_data_pins.py",
+        "tests/recipe/test_data_generic.py",
+        "tests/recipe/test_folder_data.py",
+    ],
+    "ganblocks/data/palette.py": [
+        "tests/data/test_data_pins.py",
+        "tests/recipe/test_data_generic.py",
+    ],
+    "ganblocks/data/sampler.py": [
+        "tests/data/test_data_pins.py",
+        "tests/recipe/test_data_generic.py",
+        "tests/recipe/test_data_datasets.py",
+    ],
+    "ganblocks/data/transforms.py": [
+        "tests/data/test_data_pins.py",
+        "tests/recipe/test_data_generic.py",
+        "tests/recipe/test_folder_data.py",
+    ],
+    "ganblocks/train/checkpoint.py": ["tests/train/test_checkpoint.py"],
+    "ganblocks/train/distributed.py": ["tests/train/test_train_pins.py"],
+    "ganblocks/train/ema.py": ["tests/train/test_train_pins.py"],
+    "ganblocks/train/logging.py": ["tests/train/test_train_pins.py"],
+    "ganblocks/train/signals.py": ["tests/train/test_train_pins.py"],
     "ganblocks/metrics/fid.py": ["tests/metrics/test_fid.py", "tests/metrics/test_metric_edges.py"],
     "ganblocks/metrics/frechet.py": [
         "tests/metrics/test_frechet.py",
