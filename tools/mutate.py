@@ -190,10 +190,16 @@ TESTS: dict[str, list[str]] = {
         "tests/metrics/test_frechet.py",
         "tests/metrics/test_metric_edges.py",
     ],
-    "ganblocks/metrics/kid.py": ["tests/metrics/test_kid.py", "tests/metrics/test_metric_edges.py"],
+    "ganblocks/metrics/kid.py": [
+        "tests/metrics/test_kid.py",
+        "tests/metrics/test_metric_edges.py",
+        "tests/metrics/test_metrics_pins.py",
+    ],
     "ganblocks/metrics/miou.py": [
         "tests/metrics/test_miou.py",
         "tests/metrics/test_metric_edges.py",
+        "tests/metrics/test_miou_classes.py",
+        "tests/metrics/test_metrics_pins.py",
     ],
     "ganblocks/metrics/inception.py": ["tests/metrics/test_inception.py"],
     "ganblocks/metrics/_extract.py": ["tests/metrics/test_fid.py", "tests/metrics/test_kid.py"],

@@ -1,0 +1,94 @@
+"""Pins of metric semantics that mutation runs found unchecked (issue 23): edge cases of KID's
+subset size and of mIoU's ignore index and argument checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganblocks.metrics import MeanIoU, kernel_inception_distance, polynomial_mmd2
+from ganblocks.metrics.miou import confusion_matrix
+
+
+def _replayed_kid(real, fake, *, num_subsets, size, seed):
+    """The documented sampling, written out: one randperm of each set per subset, ``size`` rows."""
+    gen = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(num_subsets):
+        pick_real = torch.randperm(real.shape[0], generator=gen)[:size]
+        pick_fake = torch.randperm(fake.shape[0], generator=gen)[:size]
+        values.append(float(polynomial_mmd2(real[pick_real], fake[pick_fake])))
+    return torch.tensor(values, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("n_real", "n_fake"), [(30, 12), (12, 30)])
+def test_kid_subset_size_is_capped_by_the_smaller_set(n_real, n_fake):
+    """With fewer fakes than reals (or the other way), every subset takes ``min(subset_size,
+    N_r, N_f)`` rows of *each* set: equal-sized subsets, as the estimator assumes."""
+    gen = torch.Generator().manual_seed(5)
+    real = torch.randn(n_real, 4, generator=gen, dtype=torch.float64)
+    fake = torch.randn(n_fake, 4, generator=gen, dtype=torch.float64) * 1.2 + 0.4
+    result = kernel_inception_distance(real, fake, num_subsets=4, subset_size=1000, seed=9)
+    expected = _replayed_kid(real, fake, num_subsets=4, size=min(n_real, n_fake), seed=9)
+    assert result.mean == pytest.approx(float(expected.mean()), rel=1e-12)
+    assert result.std == pytest.approx(float(expected.std()), rel=1e-12)
+    # a subset size below both set sizes is used as given
+    small = kernel_inception_distance(real, fake, num_subsets=3, subset_size=5, seed=2)
+    expected = _replayed_kid(real, fake, num_subsets=3, size=5, seed=2)
+    assert small.mean == pytest.approx(float(expected.mean()), rel=1e-12)
+
+
+def test_kid_subsets_are_equal_sized_even_when_all_rows_are_taken():
+    """All rows of the smaller set, ``size`` of the larger: the KID of a set against a copy of
+    its own first rows is then exactly what the definition gives on those rows."""
+    x = torch.tensor([[1.0], [-1.0], [0.5], [2.0]], dtype=torch.float64)
+    result = kernel_inception_distance(x, x[:2], num_subsets=1, subset_size=1000, seed=0)
+    pick = torch.randperm(4, generator=torch.Generator().manual_seed(0))[:2]
+    assert result.mean == pytest.approx(float(polynomial_mmd2(x[pick], x[:2])), rel=1e-12)
+    assert result.std == 0.0
+
+
+def test_miou_ignore_index_equal_to_the_class_count():
+    """``ignore_index == num_classes`` lies just outside ``[0, C)``: its pixels are skipped, every
+    one of the ``C`` classes keeps its IoU (none is dropped as the ignored class)."""
+    pred = torch.tensor([[0, 1, 2, 2, 1, 0]])
+    target = torch.tensor([[0, 1, 3, 2, 3, 1]])  # the two 3s are don't-care
+    metric = MeanIoU(3, ignore_index=3)
+    metric.update(pred, target)
+    result = metric.compute()
+    # kept pixels: (t, p) = (0, 0), (1, 1), (2, 2), (1, 0)
+    # class 0: 1 / (1 + 2 - 1) = 0.5; class 1: 1 / (2 + 1 - 1) = 0.5; class 2: 1 / 1
+    torch.testing.assert_close(result.iou, torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64))
+    assert result.miou == pytest.approx(2.0 / 3.0)
+    torch.testing.assert_close(
+        confusion_matrix(pred, target, 3, ignore_index=3),
+        torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 1]]),
+    )
+
+
+def test_miou_ignore_index_equal_to_the_last_class_is_dropped_from_the_mean():
+    """The neighbouring case, ``ignore_index == num_classes - 1``: that class is not counted."""
+    pred = torch.tensor([[0, 1, 2, 2]])
+    target = torch.tensor([[0, 1, 2, 1]])
+    metric = MeanIoU(3, ignore_index=2)
+    metric.update(pred, target)
+    result = metric.compute()
+    # kept: (0, 0), (1, 1), (1, 2); class 1: 1 / (2 + 1 - 1) = 0.5
+    assert result.iou[2].isnan()
+    torch.testing.assert_close(result.iou[:2], torch.tensor([1.0, 0.5], dtype=torch.float64))
+    assert result.miou == pytest.approx(0.75)
+
+
+def test_miou_evaluated_classes_without_an_ignore_index():
+    metric = MeanIoU(3, classes=[0, 2])
+    metric.update(torch.tensor([[0, 2, 1]]), torch.tensor([[0, 2, 2]]))
+    # class 2: one hit, one pixel predicted as 1 (a miss) -> 1 / 2
+    torch.testing.assert_close(metric.compute().iou, torch.tensor([1.0, 0.5], dtype=torch.float64))
+    MeanIoU(3, ignore_index=1, classes=[0, 2])  # an ignore index outside the classes is fine
+
+
+def test_confusion_matrix_checks_pred_by_name():
+    with pytest.raises(TypeError, match="pred: expected integer class indices"):
+        confusion_matrix(torch.tensor([0.0, 1.0]), torch.tensor([0, 1]), 2)
+    with pytest.raises(TypeError, match=r"pred: expected a torch\.Tensor"):
+        confusion_matrix([0, 1], torch.tensor([0, 1]), 2)
