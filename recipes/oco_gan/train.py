@@ -31,14 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from ganblocks.data import InfiniteSampler
 from ganblocks.losses import lazy_adam_params
 from ganblocks.train import (
     DistributedContext,
@@ -58,42 +56,12 @@ from .rundir import dedupe_metrics, record_history, resume_changes
 from .train_parts import freeze_parts, load_init_weights, trainable_parameters
 from .train_select import ModelSelection
 from .train_steps import class_weights
-from .trainer_data import open_training_data
+from .trainer_data import SampleStream, open_training_data
 from .visualize import sample_grid, save_image_grid
 
 __all__ = ["OCOGANTrainer", "class_weights"]
 
 CHECKPOINT = "checkpoint.pt"
-
-
-class SampleStream:
-    """The global stream of ``(item, flip)`` keys of one pool of training items.
-
-    Every process reads the same stream (an :class:`~ganblocks.data.InfiniteSampler` of the whole
-    pool) and takes its contiguous shard of each global batch, so the samples of a global batch do
-    not depend on the number of processes. The state is the number of keys consumed.
-    """
-
-    def __init__(self, pool: Sequence[int], *, seed: int) -> None:
-        self.pool = list(pool)
-        self.seed = seed
-        self.consumed = 0
-        self._it = iter(InfiniteSampler(self.pool, seed=seed, flip=True))
-
-    def next(self, n: int) -> list:
-        self.consumed += n
-        return list(itertools.islice(self._it, n))
-
-    def state_dict(self) -> Dict[str, int]:
-        return {"consumed": self.consumed, "num_items": len(self.pool)}
-
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        if state["num_items"] != len(self.pool):
-            raise ValueError(f"checkpoint: its sample stream covers {state['num_items']} items, "
-                             f"this data set split has {len(self.pool)}")
-        self.consumed = int(state["consumed"])
-        self._it = iter(InfiniteSampler(self.pool, seed=self.seed, start=self.consumed,
-                                        flip=True))
 
 
 class OCOGANTrainer:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 
 from ganblocks.metrics import FrechetInceptionDistance
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .train import OCOGANTrainer
+from .trainer_protocol import SelectionTrainer
 
 __all__ = ["ModelSelection", "crossed"]
 
@@ -45,7 +44,7 @@ class ModelSelection:
         trainer: The :class:`~recipes.oco_gan.train.OCOGANTrainer` it watches.
     """
 
-    def __init__(self, trainer: OCOGANTrainer) -> None:
+    def __init__(self, trainer: SelectionTrainer) -> None:
         self.trainer = trainer
         t = trainer.cfg.train
         self.every, self.keep_every = t.eval_every, t.keep_every

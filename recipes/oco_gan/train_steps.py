@@ -1,4 +1,6 @@
-"""The two steps of an OCO-GAN iteration (``OCO_GAN_SPEC.md`` §4), on an :class:`OCOGANTrainer`.
+"""The two steps of an OCO-GAN iteration (``OCO_GAN_SPEC.md`` §4), on an
+:class:`~recipes.oco_gan.train.OCOGANTrainer` (typed as its
+:class:`~recipes.oco_gan.trainer_protocol.StepTrainer` protocol).
 
 * :func:`generator_step`: ``softplus(-D_u(G(z_u)))`` on unconditional fakes, plus the
   class-balanced N+1 loss of ``D_c(G(s, z_c))`` with target ``s + 1`` on conditional fakes
@@ -21,7 +23,7 @@ come from ``trainer._aug_gen`` (per step and rank).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +42,7 @@ from ganblocks.nn import gumbel_softmax
 from ganblocks.train import DistributedContext
 
 from .train_parts import no_grad_params
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .train import OCOGANTrainer
+from .trainer_protocol import StepTrainer
 
 __all__ = ["class_weights", "discriminator_step", "generator_step"]
 
@@ -59,7 +59,7 @@ def class_weights(label: torch.Tensor, num_classes: int, *, ignore_index: Option
     return class_balance_coefficients(ctx.all_reduce_sum_(counts), ignore_index=ignore_index)
 
 
-def seg_loss(tr: OCOGANTrainer, logits: torch.Tensor, label: torch.Tensor, *,
+def seg_loss(tr: StepTrainer, logits: torch.Tensor, label: torch.Tensor, *,
              real: bool) -> torch.Tensor:
     """The N+1 loss: ``real`` pixels → ``label + 1`` (class-balanced over the global batch),
     else every pixel → 0 (fake)."""
@@ -71,7 +71,7 @@ def seg_loss(tr: OCOGANTrainer, logits: torch.Tensor, label: torch.Tensor, *,
                            class_weights=w.to(logits.dtype))
 
 
-def augment(tr: OCOGANTrainer, x: torch.Tensor, label: Optional[torch.Tensor] = None,
+def augment(tr: StepTrainer, x: torch.Tensor, label: Optional[torch.Tensor] = None,
             draw: Any = None):
     """ADA on ``x`` (and ``label``) with a fresh or given draw: ``(x, label, draw)``."""
     if tr.augment is None:
@@ -93,17 +93,17 @@ def remask(mask: torch.Tensor, label: torch.Tensor, new_label: torch.Tensor,
     return bits[new_label].unsqueeze(1)
 
 
-def _shard_sizes(tr: OCOGANTrainer):
+def _shard_sizes(tr: StepTrainer):
     return tr.shard_u.stop - tr.shard_u.start, tr.shard_c.stop - tr.shard_c.start
 
 
-def generator_step(tr: OCOGANTrainer, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
+def generator_step(tr: StepTrainer, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
     """G step on this rank's conditional label maps ``label_c [b_c, H, W]`` (or ``None``)."""
     with no_grad_params(tr.D):  # D's frozen parts stay frozen afterwards
         return _generator_step(tr, label_c)
 
 
-def _generator_step(tr: OCOGANTrainer, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
+def _generator_step(tr: StepTrainer, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
     cfg, G, D = tr.cfg, tr.G, tr.D
     n_u, n_c = _shard_sizes(tr)
     z_u = tr._randn(tr.bu, cfg.model.z_dim)[tr.shard_u]
@@ -150,7 +150,7 @@ def _generator_step(tr: OCOGANTrainer, label_c: Optional[torch.Tensor]) -> Dict[
     return logs
 
 
-def _optimizer_step(tr: OCOGANTrainer, loss: torch.Tensor, module: torch.nn.Module,
+def _optimizer_step(tr: StepTrainer, loss: torch.Tensor, module: torch.nn.Module,
                     opt: torch.optim.Optimizer) -> None:
     """Backward of ``loss``, gradients summed over ranks, one step of ``opt``."""
     opt.zero_grad(set_to_none=True)
@@ -171,7 +171,7 @@ def seg_realness(seg: torch.Tensor) -> torch.Tensor:
     return (torch.logsumexp(seg[:, 1:], dim=1) - seg[:, 0]).flatten(1).mean(1)
 
 
-def discriminator_step(tr: OCOGANTrainer, real_c: Optional[torch.Tensor],
+def discriminator_step(tr: StepTrainer, real_c: Optional[torch.Tensor],
                        label_c: Optional[torch.Tensor]) -> Dict[str, float]:
     """D step on this rank's labelled reals ``real_c``/``label_c`` (the maps of the G step)
     and a fresh batch of unconditional reals; then, when due, the lazy R1 step."""
@@ -252,7 +252,7 @@ def discriminator_step(tr: OCOGANTrainer, real_c: Optional[torch.Tensor],
     return logs
 
 
-def r1_step(tr: OCOGANTrainer, reals: torch.Tensor) -> Dict[str, float]:
+def r1_step(tr: StepTrainer, reals: torch.Tensor) -> Dict[str, float]:
     """The lazy R1 step (StyleGAN2's schedule): a D step of its own on
     ``(γ/2)·E‖∇_x D_u(x)‖² × interval`` over the image head's reals ``reals``.
 

@@ -1,21 +1,23 @@
-"""The trainer's view of the data: training images, the regime's split, fixed validation maps."""
+"""The trainer's view of the data: training images, the regime's split, fixed validation maps,
+and the seeded streams that draw training items."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from ganblocks.data import colorize_labels, make_palette
+from ganblocks.data import InfiniteSampler, colorize_labels, make_palette
 
 from .config import OCOGANConfig
 from .data.datasets import build_dataset, dataset_options
 from .data.regimes import load_or_make_split, save_split
 
-__all__ = ["TrainingData", "open_training_data"]
+__all__ = ["SampleStream", "TrainingData", "open_training_data"]
 
 #: Items up to this many pixels are kept in memory once rendered/decoded (the small demo data).
 CACHE_MAX_PIXELS = 64 * 64
@@ -157,3 +159,33 @@ def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = T
         palette=np.asarray(palette, dtype=np.uint8),
         cache=d.name == "synthetic" and h * w <= CACHE_MAX_PIXELS,
     )
+
+
+class SampleStream:
+    """The global stream of ``(item, flip)`` keys of one pool of training items.
+
+    Every process reads the same stream (an :class:`~ganblocks.data.InfiniteSampler` of the whole
+    pool) and takes its contiguous shard of each global batch, so the samples of a global batch do
+    not depend on the number of processes. The state is the number of keys consumed.
+    """
+
+    def __init__(self, pool: Sequence[int], *, seed: int) -> None:
+        self.pool = list(pool)
+        self.seed = seed
+        self.consumed = 0
+        self._it = iter(InfiniteSampler(self.pool, seed=seed, flip=True))
+
+    def next(self, n: int) -> list:
+        self.consumed += n
+        return list(itertools.islice(self._it, n))
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"consumed": self.consumed, "num_items": len(self.pool)}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        if state["num_items"] != len(self.pool):
+            raise ValueError(f"checkpoint: its sample stream covers {state['num_items']} items, "
+                             f"this data set split has {len(self.pool)}")
+        self.consumed = int(state["consumed"])
+        self._it = iter(InfiniteSampler(self.pool, seed=self.seed, start=self.consumed,
+                                        flip=True))

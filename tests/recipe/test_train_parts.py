@@ -70,3 +70,49 @@ def test_freeze_and_init_from_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"train\.init_from: no checkpoint"):
         OCOGANTrainer(tiny_config(f"train.init_from={tmp_path / 'nowhere'}"), tmp_path / "r",
                       progress=False)
+
+
+def _protocol_members(proto) -> set:
+    names = set()
+    for cls in proto.__mro__:
+        if cls in (object,) or cls.__module__ == "typing":
+            continue
+        names |= set(vars(cls).get("__annotations__", {}))
+        names |= {n for n, v in vars(cls).items()
+                  if not n.startswith("__") and (callable(v) or isinstance(v, property))}
+    return names
+
+
+def _trainer_attributes_used(module) -> set:
+    """Attributes the module reads of its trainer (``tr.x``, ``trainer.x``, ``self.trainer.x``)."""
+    import ast
+    import inspect
+
+    used = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if not isinstance(node, ast.Attribute):
+            continue
+        owner = node.value
+        if (isinstance(owner, ast.Name) and owner.id in ("tr", "trainer")) or (
+                isinstance(owner, ast.Attribute) and owner.attr == "trainer"
+                and isinstance(owner.value, ast.Name) and owner.value.id == "self"):
+            used.add(node.attr)
+    return used
+
+
+def test_the_trainer_satisfies_the_protocols_its_parts_are_typed_with(tmp_path):
+    from recipes.oco_gan import train_select, train_steps
+    from recipes.oco_gan.trainer_protocol import SelectionTrainer, StepTrainer
+
+    # Each protocol lists everything its module uses of the trainer ...
+    for module, proto in ((train_steps, StepTrainer), (train_select, SelectionTrainer)):
+        used = _trainer_attributes_used(module)
+        assert len(used) > 10, used
+        assert used <= _protocol_members(proto), used - _protocol_members(proto)
+    # ... and the trainer has all of it (with ADA on, so that ``augment`` is a real one).
+    trainer = OCOGANTrainer(tiny_config("train.ada=true"), tmp_path, progress=False)
+    trainer.train_step()  # sets the per-step ``_aug_gen``
+    for proto in (StepTrainer, SelectionTrainer):
+        assert isinstance(trainer, proto)
+        missing = [n for n in _protocol_members(proto) if not hasattr(trainer, n)]
+        assert not missing and not isinstance(object(), proto), missing
