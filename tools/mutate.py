@@ -189,6 +189,7 @@ TESTS: dict[str, list[str]] = {
     "ganblocks/metrics/frechet.py": [
         "tests/metrics/test_frechet.py",
         "tests/metrics/test_metric_edges.py",
+        "tests/metrics/test_metrics_pins.py",
     ],
     "ganblocks/metrics/kid.py": [
         "tests/metrics/test_kid.py",

@@ -92,3 +92,20 @@ def test_confusion_matrix_checks_pred_by_name():
         confusion_matrix(torch.tensor([0.0, 1.0]), torch.tensor([0, 1]), 2)
     with pytest.raises(TypeError, match=r"pred: expected a torch\.Tensor"):
         confusion_matrix([0, 1], torch.tensor([0, 1]), 2)
+
+
+def test_empty_feature_statistics_all_reduce_in_one_process_is_empty():
+    """Without a process group, an empty object reduces to an empty copy: no error for an unknown
+    dimension, no zero sums that would turn "nothing added" into "0 features added"."""
+    from ganblocks.metrics import FeatureStatistics
+
+    for stats in (FeatureStatistics(), FeatureStatistics(3)):
+        out = stats.all_reduce()
+        assert out is not stats
+        assert out.sum is None and out.count == 0
+        assert out.state_dict() == {"count": 0, "sum": None, "sum_outer": None}
+    full = FeatureStatistics()
+    full.update(torch.tensor([[1.0, 2.0], [3.0, 6.0]]))
+    out = full.all_reduce()
+    assert out is not full and out.count == 2
+    torch.testing.assert_close(out.mean, torch.tensor([2.0, 4.0], dtype=torch.float64))
