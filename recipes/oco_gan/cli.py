@@ -107,9 +107,9 @@ def _available_extra_commands() -> Dict[str, tuple]:
         out.update(evaluate_cli.COMMANDS)
     except ImportError:
         pass
-    from . import experiment
+    from .experiment import cli as experiment_cli
 
-    out.update(experiment.COMMANDS)
+    out["experiment"] = (experiment_cli.register, experiment_cli.run)
     return out
 
 

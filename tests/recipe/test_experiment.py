@@ -58,7 +58,7 @@ def test_smoke_writes_every_arm_table_and_chart(finished: Path):
 
 def test_rerun_of_a_finished_experiment_trains_nothing(finished: Path, monkeypatch):
     calls = []
-    monkeypatch.setattr(ex, "_in_process", lambda argv, log: calls.append(argv) or 0)
+    monkeypatch.setattr(ex.runner, "in_process", lambda argv, log: calls.append(argv) or 0)
     before = json.loads((finished / "results.json").read_text())
     assert main(["experiment", "ablation", "--scale", "smoke", "--out", str(finished),
                  "--no-progress"]) == 0
@@ -70,7 +70,7 @@ def test_rerun_of_a_finished_experiment_trains_nothing(finished: Path, monkeypat
 def test_resume_of_a_half_finished_experiment_matches_an_uninterrupted_one(
         finished: Path, tmp_path, monkeypatch):
     out = tmp_path / "resumed"
-    real = ex._in_process
+    real = ex.runner.in_process
     trained = []
 
     def stops_in_the_third_arm(argv, log):
@@ -81,13 +81,13 @@ def test_resume_of_a_half_finished_experiment_matches_an_uninterrupted_one(
                 argv = [*argv[:i + 1], str(int(argv[i + 1]) // 2), *argv[i + 2:]]
         return real(argv, log)
 
-    monkeypatch.setattr(ex, "_in_process", stops_in_the_third_arm)
+    monkeypatch.setattr(ex.runner, "in_process", stops_in_the_third_arm)
     args = ["experiment", "ablation", "--scale", "smoke", "--out", str(out), "--no-progress"]
     assert main(args) == 1  # reports the interrupted arm
     assert len(trained) == 3 and not (out / "results.json").exists()
 
     trained.clear()
-    monkeypatch.setattr(ex, "_in_process", lambda argv, log: (
+    monkeypatch.setattr(ex.runner, "in_process", lambda argv, log: (
         trained.append(argv) if argv[0] == "train" else None) or real(argv, log))
     assert main(args) == 0
     names = [Path(a[a.index("--out") + 1]).name for a in trained]
@@ -124,7 +124,7 @@ def test_plan_and_same_images_per_arm():
 
 
 def _stats(values):
-    return ex._stats(values)
+    return ex.report._stats(values)
 
 
 def test_claim_verdicts_follow_the_standard_error():
@@ -132,16 +132,16 @@ def test_claim_verdicts_follow_the_standard_error():
         return {"limited": {"uncond_only": {"FID": _stats(base)}, "hybrid": {"FID": _stats(hyb)}}}
 
     text = "claim"
-    confirmed = ex._claim(summary([80, 82, 84], [60, 61, 62]), "limited", "FID", "uncond_only",
+    confirmed = ex.report._claim(summary([80, 82, 84], [60, 61, 62]), "limited", "FID", "uncond_only",
                           text)
     assert confirmed["verdict"] == "confirmed"
     assert confirmed["improvement"] == pytest.approx(21.0)
     # se = sqrt(4/3 + 1/3) = 1.29: a 1-point gain is noise, a 21-point loss contradicts.
-    assert ex._claim(summary([80, 82, 84], [80, 81, 82]), "limited", "FID", "uncond_only",
+    assert ex.report._claim(summary([80, 82, 84], [80, 81, 82]), "limited", "FID", "uncond_only",
                      text)["verdict"].startswith("inconclusive")
-    assert ex._claim(summary([60, 61, 62], [80, 82, 84]), "limited", "FID", "uncond_only",
+    assert ex.report._claim(summary([60, 61, 62], [80, 82, 84]), "limited", "FID", "uncond_only",
                      text)["verdict"] == "contradicted"
-    assert ex._claim({}, "limited", "FID", "uncond_only", text)["verdict"] == "not measured"
+    assert ex.report._claim({}, "limited", "FID", "uncond_only", text)["verdict"] == "not measured"
 
 
 def test_wall_time_is_summed_over_sittings(finished: Path):
@@ -169,12 +169,12 @@ def test_after_a_failure_no_further_arm_starts_and_the_failure_is_raised():
 
     halt = threading.Event()
     with pytest.raises(ex.Interrupted, match=f"arm {arms[1].name} failed"):
-        ex._run_all(fn, arms, jobs=2, halt=halt)
+        ex.procs.run_all(fn, arms, jobs=2, halt=halt)
     # The running arm finished; of the other four, at most the one already queued started.
     assert started[:2] == [arms[0].name, arms[1].name] and len(started) <= 3
     assert halt.is_set()
     started.clear()
-    assert ex._run_all(lambda a: a.name, arms, jobs=1, halt=threading.Event()) == [
+    assert ex.procs.run_all(lambda a: a.name, arms, jobs=1, halt=threading.Event()) == [
         a.name for a in arms]
 
 
@@ -185,7 +185,7 @@ def test_a_stop_signal_reaches_the_running_arms_once_and_starts_no_new_one():
     import threading
     import time
 
-    children = ex._Children()
+    children = ex.procs.Children()
     # A child that, like the trainer, turns SIGTERM into a clean exit with its own code.
     code = ("import signal, sys, time\n"
             "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
@@ -220,7 +220,7 @@ def test_a_changed_default_seed_count_or_note_resumes(finished: Path, monkeypatc
     import dataclasses
 
     calls = []
-    monkeypatch.setattr(ex, "_in_process", lambda argv, log: calls.append(argv) or 0)
+    monkeypatch.setattr(ex.runner, "in_process", lambda argv, log: calls.append(argv) or 0)
     scale = dataclasses.replace(ex.SCALES["smoke"], default_seeds=7, note="edited")
     res = ex.run_ablation(finished, scale=scale, seeds=1, progress=False, log=lambda m: None)
     assert calls == [] and res["seeds"] == 1

@@ -1,0 +1,173 @@
+"""The experiment's plan: its scales, its arms and each arm's training overrides."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+__all__ = ["MODES", "PAPER", "REGIMES", "SCALES", "SCORED", "Arm", "Scale", "plan_arms",
+           "train_overrides"]
+
+MODES = ("uncond_only", "cond_only", "hybrid")
+REGIMES = ("limited", "semi")
+#: What each mode is scored on (a branch a run did not train is not scored).
+SCORED = {"uncond_only": ("FID",), "cond_only": ("CFID", "mIoU"), "hybrid": ("FID", "CFID", "mIoU"),
+          "stage_uncond_then_cond": ("FID", "CFID", "mIoU"),
+          "stage_cond_then_uncond": ("FID", "CFID", "mIoU")}
+#: Paper Table 4 (Cityscapes5K limited, Cityscapes25K semi) and the stage-wise runs of §4.3's text.
+PAPER = {
+    "limited": {"uncond_only": {"FID": 82.0}, "cond_only": {"CFID": 43.7, "mIoU": 70.3},
+                "hybrid": {"FID": 57.4, "CFID": 41.6, "mIoU": 69.4},
+                "stage_uncond_then_cond": {"FID": 73.8, "CFID": 126.4},
+                "stage_cond_then_uncond": {"FID": 95.3, "CFID": 50.2}},
+    "semi": {"uncond_only": {"FID": 50.5}, "cond_only": {"CFID": 76.8, "mIoU": 57.7},
+             "hybrid": {"FID": 49.8, "CFID": 55.8, "mIoU": 65.2}},
+}
+RESULTS_FORMAT = "oco-gan-ablation"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One size of the experiment: data, batches, images per arm and the evaluation protocol."""
+
+    name: str
+    preset: str
+    #: Config overrides shared by every arm (model and data size).
+    overrides: Tuple[str, ...]
+    #: Images in the ``limited`` regime (``None``: the preset's paper size).
+    limited_subset: Optional[int]
+    #: Labelled images in the ``semi`` regime (``None``: the preset's paper size).
+    semi_labelled: Optional[int]
+    batch_uncond: int
+    batch_cond: int
+    #: Conditional batch in the ``semi`` regime (the paper's 4, scaled like the other batches).
+    batch_cond_semi: int
+    #: Images seen by every arm (per stage for the stage-wise arms).
+    images: int
+    default_seeds: int
+    #: Evaluation: feature network, images per set, sample sets, KID subset size.
+    features: str
+    eval_real: Optional[int]
+    eval_fake: Optional[int]
+    eval_repeats: int
+    kid_subsets: int
+    kid_subset_size: int
+    #: Proxy segmenter training steps and width.
+    segmenter_steps: int
+    segmenter_width: int
+    note: str = ""
+    #: Overrides of the ``semi`` regime only (the paper's Cityscapes25K adds ``train_extra``).
+    semi_overrides: Tuple[str, ...] = field(default_factory=tuple)
+
+    def steps(self, mode: str, regime: str) -> int:
+        """Iterations of ``mode`` that see :attr:`images` images (rounded up)."""
+        bc = self.batch_cond_semi if regime == "semi" else self.batch_cond
+        per_step = {"uncond_only": self.batch_uncond, "cond_only": bc,
+                    "hybrid": self.batch_uncond + bc}[mode]
+        return max(1, math.ceil(self.images / per_step))
+
+
+SCALES: Dict[str, Scale] = {
+    # Checks the machinery (all arms, evaluation, table, chart) in about a minute; not science.
+    "smoke": Scale(
+        name="smoke", preset="demo",
+        overrides=("data.synthetic_size=64", "train.log_every=2", "train.sample_every=1000",
+                   "train.checkpoint_every=1000", "train.num_samples=2",
+                   "train.ema_rampup_steps=2"),
+        limited_subset=24, semi_labelled=6, batch_uncond=4, batch_cond=2, batch_cond_semi=1,
+        images=24, default_seeds=1, features="randconv", eval_real=16, eval_fake=16,
+        eval_repeats=2, kid_subsets=4, kid_subset_size=8, segmenter_steps=5, segmenter_width=4,
+        note="machinery check only: a few iterations, random-convolution features",
+    ),
+    # Two seeds in about two hours on 2 CPU cores (docs/experiments.rst has the measured wall
+    # time): 32x32 synthetic scenes, batches halved from the paper's (32/16, semi 4), limited =
+    # 500 images, semi = 4000 images with 5 % labelled, 6000 images seen per arm.
+    "cpu": Scale(
+        name="cpu", preset="demo",
+        overrides=("data.synthetic_size=4000", "train.log_every=50", "train.sample_every=500",
+                   "train.checkpoint_every=250", "train.ema_rampup_steps=200"),
+        limited_subset=500, semi_labelled=200, batch_uncond=16, batch_cond=8, batch_cond_semi=2,
+        images=6000, default_seeds=2, features="inception", eval_real=500, eval_fake=500,
+        eval_repeats=2, kid_subsets=50, kid_subset_size=250,
+        segmenter_steps=400, segmenter_width=16,
+        note="SyntheticScenes 32x32, TF-Inception FID on 500 images per set",
+    ),
+    # The paper's protocol on Cityscapes (5K limited; 25K semi with 500 labels, conditional
+    # batch 4), for a GPU cluster; documented, not run here.
+    "paper": Scale(
+        name="paper", preset="cityscapes", overrides=(), limited_subset=None,
+        semi_labelled=500, batch_uncond=32, batch_cond=16, batch_cond_semi=4,
+        images=25_000_000, default_seeds=1, features="inception", eval_real=None, eval_fake=None,
+        eval_repeats=5, kid_subsets=100, kid_subset_size=1000,
+        segmenter_steps=20000, segmenter_width=64,
+        note="Cityscapes 256x512, the paper's batches; use a DRN-D-105 segmenter for published "
+             "mIoU; select the best-FID snapshot (train.eval_every) as the paper does",
+        semi_overrides=("data.extra=true",),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One training run of the experiment."""
+
+    name: str
+    regime: str
+    mode: str  # a train.mode, or a stage-wise variant's name
+    seed: int
+    steps: int
+    #: Stage-wise arms: the arm whose weights start this one, and the frozen parts.
+    init_from: Optional[str] = None
+    freeze: Tuple[str, ...] = ()
+    train_mode: str = ""
+
+    @property
+    def scored(self) -> Tuple[str, ...]:
+        return SCORED[self.mode]
+
+
+def plan_arms(scale: Scale, *, seeds: int, stagewise: bool = False) -> List[Arm]:
+    """The arms of the experiment, in an order where every arm comes after its ``init_from``.
+
+    Example:
+        >>> [a.name for a in plan_arms(SCALES["smoke"], seeds=1)][:3]
+        ['limited-uncond_only-s0', 'limited-cond_only-s0', 'limited-hybrid-s0']
+    """
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    arms: List[Arm] = []
+    for regime in REGIMES:
+        for seed in range(seeds):
+            for mode in MODES:
+                arms.append(Arm(f"{regime}-{mode}-s{seed}", regime, mode, seed,
+                                scale.steps(mode, "limited" if regime == "limited" else "semi"),
+                                train_mode=mode))
+    if stagewise:
+        for seed in range(seeds):
+            # Stage 2 trains the other branch with the first one (and the shared synthesis) fixed.
+            arms.append(Arm(f"limited-stage_uncond_then_cond-s{seed}", "limited",
+                            "stage_uncond_then_cond", seed, scale.steps("cond_only", "limited"),
+                            init_from=f"limited-uncond_only-s{seed}",
+                            freeze=("uncond_style", "synthesis"), train_mode="cond_only"))
+            arms.append(Arm(f"limited-stage_cond_then_uncond-s{seed}", "limited",
+                            "stage_cond_then_uncond", seed, scale.steps("uncond_only", "limited"),
+                            init_from=f"limited-cond_only-s{seed}",
+                            freeze=("cond_style", "synthesis"), train_mode="uncond_only"))
+    return arms
+
+
+def train_overrides(scale: Scale, arm: Arm, extra: Sequence[str]) -> List[str]:
+    bc = scale.batch_cond_semi if arm.regime == "semi" else scale.batch_cond
+    semi = scale.semi_overrides if arm.regime == "semi" else ()
+    out = [*scale.overrides, *semi,
+           f"train.batch_uncond={scale.batch_uncond}", f"train.batch_cond={bc}",
+           f"train.seed={arm.seed}", f"data.split_seed={arm.seed}"]
+    if arm.regime == "limited" and scale.limited_subset is not None:
+        out.append(f"data.subset={scale.limited_subset}")
+    if arm.regime == "semi" and scale.semi_labelled is not None:
+        out.append(f"data.labelled={scale.semi_labelled}")
+    if arm.freeze:
+        out.append("train.freeze=[" + ",".join(arm.freeze) + "]")
+    return [*out, *extra]
+

@@ -1,0 +1,237 @@
+"""Training and evaluating the arms, and the whole experiment as one resumable call."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .plan import RESULTS_FORMAT, Arm, Scale, plan_arms, train_overrides
+from .procs import (
+    Children,
+    Interrupted,
+    Runner,
+    forward_signals,
+    in_process,
+    run_all,
+    subprocess_runner,
+)
+from .report import results_chart, results_markdown, summarize
+
+__all__ = ["run_ablation"]
+
+def _checkpoint_step(run_dir: Path) -> Optional[int]:
+    """The step of ``run_dir/checkpoint.pt``: ``None`` when there is none, -1 when unreadable."""
+    path = run_dir / "checkpoint.pt"
+    if not path.is_file():
+        return None
+    from ganblocks.train import load_checkpoint
+
+    try:
+        return int(load_checkpoint(path)["step"])
+    except Exception:  # corrupt or foreign: the trainer's --resume reports it properly
+        return -1
+
+
+
+def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequence[str],
+               device: str, progress: bool) -> None:
+    run_dir = out / "arms" / arm.name
+    step = _checkpoint_step(run_dir)
+    if step is not None and step >= arm.steps:
+        return
+    common = ["--out", str(run_dir), "--device", device]
+    if not progress:
+        common.append("--no-progress")
+    if step is None:
+        if run_dir.exists():
+            # Started but killed before its first checkpoint: nothing to keep.
+            shutil.rmtree(run_dir)
+        argv = ["train", "--preset", scale.preset, "--regime", arm.regime,
+                "--mode", arm.train_mode, "--steps", str(arm.steps), *common]
+        if arm.init_from is not None:
+            argv += ["--init-from", str(out / "arms" / arm.init_from)]
+        argv += train_overrides(scale, arm, extra)
+    else:
+        argv = ["train", "--resume", "--steps", str(arm.steps), *common]
+    rc = runner(argv, run_dir.parent / f"{arm.name}.log")
+    done = _checkpoint_step(run_dir)
+    if rc != 0 or done is None or done < arm.steps:
+        raise Interrupted(f"arm {arm.name} stopped at step {done} of {arm.steps} (exit code "
+                          f"{rc}); rerun the same command to continue it")
+
+
+def _segmenter(scale: Scale, *, out: Path, runner: Runner, extra: Sequence[str], device: str,
+               progress: bool) -> Path:
+    path = out / "segmenter.pt"
+    if path.is_file():
+        return path
+    from ..config import apply_overrides, get_preset
+
+    # Trained on every labelled training image of the data set (full regime), once per experiment.
+    cfg = apply_overrides(get_preset(scale.preset),
+                          [o for o in (*scale.overrides, *extra) if o.startswith("data.")])
+    cfg_path = out / "segmenter_config.json"
+    cfg.save(cfg_path)
+    argv = ["train-segmenter", "--config", str(cfg_path), "--out", str(path),
+            "--steps", str(scale.segmenter_steps), "--width", str(scale.segmenter_width),
+            "--device", device]
+    if not progress:
+        argv.append("--no-progress")
+    rc = runner(argv, out / "arms" / "segmenter.log")
+    if rc != 0 or not path.is_file():
+        raise Interrupted(f"the proxy segmenter did not finish (exit code {rc}); rerun the same "
+                          "command to continue")
+    return path
+
+
+def _evaluate_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, segmenter: Path,
+                  device: str, progress: bool) -> Dict[str, Any]:
+    run_dir = out / "arms" / arm.name
+    path = run_dir / "eval" / "results.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("step") == arm.steps and cached.get("repeats") == scale.eval_repeats:
+            return cached
+    argv = ["evaluate", "--run", str(run_dir), "--segmenter", str(segmenter),
+            "--repeats", str(scale.eval_repeats), "--features", scale.features,
+            "--kid-subsets", str(scale.kid_subsets),
+            "--kid-subset-size", str(scale.kid_subset_size), "--seed", "0", "--device", device]
+    if scale.eval_real is not None:
+        argv += ["--num-real", str(scale.eval_real)]
+    if scale.eval_fake is not None:
+        argv += ["--num-fake", str(scale.eval_fake)]
+    if not progress:
+        argv.append("--no-progress")
+    rc = runner(argv, run_dir.parent / f"{arm.name}.log")
+    if rc != 0 or not path.is_file():
+        raise Interrupted(f"evaluation of arm {arm.name} failed (exit code {rc})")
+    return json.loads(path.read_text())
+
+
+
+def _write_text(path: Path, text: str) -> None:
+    from ganblocks.train.checkpoint import atomic_write
+
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _sittings(out: Path) -> List[Dict[str, float]]:
+    path = out / "sittings.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _record_sitting(out: Path, start: float, end: float) -> float:
+    """Append this sitting's wall time to ``out/sittings.jsonl``; the total over all sittings."""
+    rows = [*_sittings(out), {"start": start, "end": end}]
+    _write_text(out / "sittings.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return sum(r["end"] - r["start"] for r in rows)
+
+def _what_counts(value: Any) -> Any:
+    """A plan entry without what does not change the arms (a scale's default seed count, used
+    only when ``--seeds`` is not given, and its note), so that editing those resumes fine."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("default_seeds", "note")}
+    return value
+
+
+def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False,
+                 extra: Sequence[str] = (), jobs: int = 1, launcher: Sequence[str] = (),
+                 device: str = "auto", progress: bool = True,
+                 command: str = "", log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Train (or resume) and evaluate every arm, then write the summary files into ``out``.
+
+    Every sitting's wall time (also an interrupted one's) is kept in ``out/sittings.jsonl``;
+    ``results.json`` reports their sum as ``wall_seconds``.
+
+    Raises:
+        Interrupted: an arm or an evaluation did not finish; rerunning continues from there.
+        ValueError: ``out`` holds an experiment with different settings.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    plan = {"format": RESULTS_FORMAT, "scale": asdict(scale), "seeds": seeds,
+            "stagewise": stagewise, "extra": list(extra)}
+    plan_path = out / "experiment.json"
+    if plan_path.is_file():
+        old = json.loads(plan_path.read_text())
+        differ = sorted(k for k in plan if json.dumps(_what_counts(old.get(k))) !=
+                        json.dumps(_what_counts(plan[k])))
+        if differ:
+            raise ValueError(f"--out {out} holds an experiment with other settings "
+                             f"({', '.join(differ)}); use another --out, or rerun it with its "
+                             "own settings")
+    else:
+        _write_text(plan_path, json.dumps(plan, indent=2) + "\n")
+    start = time.time()
+    try:
+        results = _run_ablation(out, scale=scale, seeds=seeds, stagewise=stagewise, extra=extra,
+                                jobs=jobs, launcher=launcher, device=device, progress=progress,
+                                command=command, log=log)
+    except BaseException:
+        _record_sitting(out, start, time.time())
+        raise
+    results["wall_seconds"] = _record_sitting(out, start, time.time())
+    results["sittings"] = len(_sittings(out))
+    _write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    _write_text(out / "results.md", results_markdown(results))
+    results_chart(results, out / "results.png")
+    return results
+
+
+def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool,
+                  extra: Sequence[str], jobs: int, launcher: Sequence[str], device: str,
+                  progress: bool, command: str, log: Callable[[str], None]) -> Dict[str, Any]:
+    arms = plan_arms(scale, seeds=seeds, stagewise=stagewise)
+    parallel = jobs > 1 or bool(launcher)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    children = Children()
+    runner = subprocess_runner(launcher, threads, children) if parallel else in_process
+    kw = dict(scale=scale, out=out, runner=runner, extra=extra, device=device,
+              progress=progress and not parallel)
+    start = time.time()
+
+    def train(arm: Arm) -> None:
+        log(f"oco-gan experiment: arm {arm.name} ({arm.steps} iterations)")
+        _train_arm(arm, **kw)
+
+    halt = children.stopping
+    with forward_signals(children):
+        for stage in ([a for a in arms if a.init_from is None],
+                      [a for a in arms if a.init_from is not None]):
+            run_all(train, stage, jobs=jobs, halt=halt)
+        if halt.is_set():
+            raise Interrupted("stopped by a signal; rerun the same command to continue")
+        segmenter = _segmenter(scale, out=out, runner=runner, extra=extra, device=device,
+                               progress=kw["progress"])
+
+        def evaluate(arm: Arm) -> Dict[str, Any]:
+            log(f"oco-gan experiment: evaluating {arm.name}")
+            return _evaluate_arm(arm, scale=scale, out=out, runner=runner, segmenter=segmenter,
+                                 device=device, progress=kw["progress"])
+
+        # Evaluations are independent too: side by side like the training runs (same order).
+        evaluated = run_all(evaluate, arms, jobs=jobs, halt=halt)
+        if halt.is_set():
+            raise Interrupted("stopped by a signal; rerun the same command to continue")
+    arm_results: List[Tuple[Arm, Dict[str, Any]]] = list(zip(arms, evaluated))
+    results: Dict[str, Any] = {
+        "format": RESULTS_FORMAT, "version": 1, "scale": scale.name, "note": scale.note,
+        "command": command, "seeds": seeds, "images_per_arm": scale.images,
+        "features": scale.features, "eval_repeats": scale.eval_repeats,
+        "segmenter_miou_real": next((r["segmenter"]["miou_real"] for _, r in arm_results
+                                     if r.get("segmenter")), None),
+        "arms": [{"name": a.name, "regime": a.regime, "mode": a.mode, "seed": a.seed,
+                  "steps": a.steps, "run_dir": str(Path("arms") / a.name),
+                  "init_from": a.init_from, "freeze": list(a.freeze),
+                  "metrics": {m: (r.get("metrics") or {}).get(m) for m in a.scored}}
+                 for a, r in arm_results],
+        **summarize(arm_results),
+        "seconds_this_sitting": time.time() - start,
+    }
+    return results
