@@ -103,6 +103,15 @@ TESTS: dict[str, list[str]] = {
     "ganblocks/nn/truncation.py": ["tests/nn/test_truncation.py"],
     "ganblocks/losses/path_length.py": ["tests/losses/test_path_length.py"],
     "ganblocks/nn/_utils.py": ["tests/nn/test_block_errors.py", "tests/nn/test_mapping.py"],
+    "ganblocks/nn/checks.py": [
+        "tests/nn/test_block_errors.py",
+        "tests/nn/test_mapping.py",
+        "tests/nn/test_stylemap.py",
+    ],
+    "ganblocks/nn/stylemap.py": [
+        "tests/nn/test_stylemap.py",
+        "tests/recipe/test_model_reference.py",
+    ],
     "ganblocks/losses/adversarial.py": [
         "tests/losses/test_adversarial.py",
         "tests/losses/test_argument_names.py",
@@ -203,7 +212,11 @@ TESTS: dict[str, list[str]] = {
         "tests/metrics/test_metrics_pins.py",
     ],
     "ganblocks/metrics/inception.py": ["tests/metrics/test_inception.py"],
-    "ganblocks/metrics/_extract.py": ["tests/metrics/test_fid.py", "tests/metrics/test_kid.py"],
+    "ganblocks/metrics/_extract.py": [
+        "tests/metrics/test_fid.py",
+        "tests/metrics/test_kid.py",
+        "tests/metrics/test_metrics_pins.py",
+    ],
     "ganblocks/metrics/_distributed.py": ["tests/metrics/test_distributed.py"],
     "recipes/oco_gan/model.py": [
         "tests/recipe/test_model_reference.py",

@@ -109,3 +109,71 @@ def test_empty_feature_statistics_all_reduce_in_one_process_is_empty():
     out = full.all_reduce()
     assert out is not full and out.count == 2
     torch.testing.assert_close(out.mean, torch.tensor([2.0, 4.0], dtype=torch.float64))
+
+
+# -- the shared feature-extraction helpers ----------------------------------------------------
+
+
+def test_default_extractor_builds_the_pretrained_inception_only_when_none(monkeypatch):
+    from ganblocks.metrics import _extract
+    from ganblocks.metrics.inception import FIDInceptionV3
+
+    calls = []
+
+    def fake(cls, weights=None, *, device=None):
+        calls.append((cls, weights, device))
+        return "inception"
+
+    monkeypatch.setattr(FIDInceptionV3, "from_pretrained", classmethod(fake))
+    assert _extract.default_extractor(None, "w.pth", "cpu") == "inception"
+    assert calls == [(FIDInceptionV3, "w.pth", "cpu")]
+    own = lambda x: x  # noqa: E731
+    assert _extract.default_extractor(own, "w.pth", "cpu") is own
+    assert len(calls) == 1
+    with pytest.raises(TypeError, match="feature_extractor: expected a callable"):
+        _extract.default_extractor(3, None, None)
+
+
+class _DeviceProbe(torch.nn.Module):
+    """Records the device of its input; its only tensor lives on the meta device."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        if kind == "parameter":
+            self.w = torch.nn.Parameter(torch.empty(1, device="meta"))
+        elif kind == "buffer":
+            self.register_buffer("b", torch.empty(1, device="meta"))
+        self.seen = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen = x.device
+        return torch.zeros(x.shape[0], 2)
+
+
+@pytest.mark.parametrize(
+    ("kind", "device"), [("parameter", "meta"), ("buffer", "meta"), ("", "cpu")]
+)
+def test_images_go_to_the_device_of_the_extractor(kind, device):
+    from ganblocks.metrics._extract import extract_features
+
+    probe = _DeviceProbe(kind)
+    features = extract_features(probe, torch.ones(3, 1, 2, 2))
+    assert probe.seen == torch.device(device)
+    assert features.shape == (3, 2)
+
+
+def test_pooled_feature_maps_are_flattened_and_other_shapes_refused():
+    from ganblocks.metrics._extract import extract_features
+
+    x = torch.arange(24.0).reshape(2, 3, 2, 2)
+    pooled = extract_features(lambda t: t.mean(dim=(2, 3), keepdim=True), x)  # [N, D, 1, 1]
+    torch.testing.assert_close(pooled, x.mean(dim=(2, 3)))
+    for bad in (lambda t: t[:, :, :1, :], lambda t: t[:, :1, :1, :1].flatten(2), lambda t: t):
+        with pytest.raises(ValueError, match=r"expected features \[N, D\] with N = 2"):
+            extract_features(bad, x)
+    with pytest.raises(ValueError, match="N = 2"):
+        extract_features(lambda t: t.flatten(1)[:1], x)
+    with pytest.raises(TypeError, match="feature_extractor: expected it to return a tensor"):
+        extract_features(lambda t: t.tolist(), x)
+    with pytest.raises(TypeError, match=r"images: expected a torch\.Tensor"):
+        extract_features(lambda t: t, [1.0])
