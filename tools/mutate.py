@@ -217,7 +217,10 @@ TESTS: dict[str, list[str]] = {
         "tests/metrics/test_kid.py",
         "tests/metrics/test_metrics_pins.py",
     ],
-    "ganblocks/metrics/_distributed.py": ["tests/metrics/test_distributed.py"],
+    "ganblocks/metrics/_distributed.py": [
+        "tests/metrics/test_metrics_pins.py",
+        "tests/metrics/test_distributed.py",
+    ],
     "recipes/oco_gan/model.py": [
         "tests/recipe/test_model_reference.py",
         "tests/recipe/test_model.py",

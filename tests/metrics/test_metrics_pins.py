@@ -177,3 +177,38 @@ def test_pooled_feature_maps_are_flattened_and_other_shapes_refused():
         extract_features(lambda t: t.tolist(), x)
     with pytest.raises(TypeError, match=r"images: expected a torch\.Tensor"):
         extract_features(lambda t: t, [1.0])
+
+
+# -- collective helpers -------------------------------------------------------------------------
+
+
+def test_a_one_rank_process_group_is_not_distributed(tmp_path):
+    """``is_distributed`` means *more than one* rank: with an initialised group of one, the
+    helpers behave as without a group (a copy from all_reduce_sum, the input from all_gather)."""
+    import torch.distributed as dist
+
+    from ganblocks.metrics import _distributed
+
+    assert not dist.is_initialized()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        assert not _distributed.is_distributed()
+        x = torch.tensor([[1.0, 2.0]])
+        assert _distributed.all_gather_rows(x) is x
+        y = _distributed.all_reduce_sum(x)
+        assert y is not x and torch.equal(y, x)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_without_torch_distributed_nothing_else_is_asked(monkeypatch):
+    import torch.distributed as dist
+
+    from ganblocks.metrics import _distributed
+
+    def boom():
+        raise AssertionError("asked although torch.distributed is not available")
+
+    monkeypatch.setattr(dist, "is_available", lambda: False)
+    monkeypatch.setattr(dist, "is_initialized", boom)
+    assert _distributed.is_distributed() is False
