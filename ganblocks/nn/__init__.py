@@ -15,6 +15,7 @@ from .modulation import ModulatedConv2d, SpatialModulation, StyledConv2d, modula
 from .resample import Blur, Downsample2d, Upsample2d
 from .resblocks import ResBlockD, ResBlockU
 from .spade import SPADE
+from .stylemap import StyleMapResizer, StyleMapSynthesisBlock
 
 __all__ = [
     "ASPP",
@@ -32,6 +33,8 @@ __all__ = [
     "ResBlockU",
     "SpatialModulation",
     "StyleMapMapping",
+    "StyleMapResizer",
+    "StyleMapSynthesisBlock",
     "StyledConv2d",
     "Upsample2d",
     "gumbel_softmax",

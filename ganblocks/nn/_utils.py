@@ -1,79 +1,50 @@
-"""Argument checks shared by the blocks of :mod:`ganblocks.nn`.
+"""Private helpers of :mod:`ganblocks.nn`: the plain-conv factory and keyword renaming.
 
-Every constructor and forward validates its arguments here, so that bad input fails with a message
-naming the argument and the expected form instead of a stack trace from inside a convolution.
+The argument checks live in the public :mod:`ganblocks.nn.checks` (re-exported here for the code
+that imported them from this module).
 """
 
 from __future__ import annotations
 
-import numbers
-from typing import Optional, Sequence, Tuple, Union
+import functools
+import warnings
+from typing import Any, Callable, TypeVar
 
 import torch
 
-from ganblocks.ops import ACTIVATIONS
+# Re-exported for the code that imported the checks from here (the ``x as x`` form marks them so).
+from .checks import IntPair as IntPair
+from .checks import check_activation as check_activation
+from .checks import check_choice as check_choice
+from .checks import check_input as check_input
+from .checks import check_int as check_int
+from .checks import check_pair as check_pair
+from .checks import check_positive_float as check_positive_float
 
-IntPair = Union[int, Sequence[int]]
+__all__ = ["conv2d", "renamed_keyword"]
 
-
-def check_int(value: object, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as an ``int`` if it is an integer ``>= minimum``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_positive_float(value: object, name: str) -> float:
-    """Return ``value`` as a ``float`` if it is a real number ``> 0``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
-    return float(value)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def check_activation(value: object, name: str = "activation") -> str:
-    """Return ``value`` if it names an activation of :func:`~ganblocks.ops.bias_act`."""
-    if not isinstance(value, str) or value not in ACTIVATIONS:
-        raise ValueError(
-            f"{name}: unknown activation {value!r}; expected one of {sorted(ACTIVATIONS)}"
-        )
-    return value
+def renamed_keyword(old: str, new: str) -> Callable[[_F], _F]:
+    """Decorate a function so that keyword ``old`` still works, with a ``DeprecationWarning``,
+    as the parameter ``new`` (passing both is a ``TypeError``)."""
 
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"{old}: deprecated alias of {new}; pass only {new}")
+                warnings.warn(
+                    f"{old}: deprecated keyword, use {new}", DeprecationWarning, stacklevel=2
+                )
+                kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
 
-def check_pair(value: object, name: str) -> Tuple[int, int]:
-    """Parse ``int | (h, w)`` into ``(h, w)``, each a positive integer."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name}: expected an int or a pair (h, w), got {value!r}")
-        return check_int(value[0], name), check_int(value[1], name)
-    v = check_int(value, name)
-    return v, v
+        return wrapper  # type: ignore[return-value]
 
-
-def check_input(
-    x: object,
-    name: str,
-    *,
-    ndim: int,
-    channels: Optional[int] = None,
-    channel_dim: int = 1,
-) -> torch.Tensor:
-    """Check that ``x`` is a floating-point tensor of rank ``ndim`` with ``channels`` channels."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name}: expected a tensor of rank {ndim}, got shape {tuple(x.shape)}")
-    if channels is not None and x.shape[channel_dim] != channels:
-        raise ValueError(
-            f"{name}: expected {channels} channels along dim {channel_dim}, "
-            f"got shape {tuple(x.shape)}"
-        )
-    return x
+    return decorate
 
 
 def conv2d(

@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._utils import check_input, check_int
+from .checks import check_input, check_int
 from .equalized import EqualConv2d, EqualLinear
 from .minibatch_std import MinibatchStd
 

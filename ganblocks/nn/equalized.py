@@ -32,7 +32,7 @@ from torch import nn
 from ganblocks.ops import ACTIVATIONS, bias_act, conv2d_resample, setup_filter
 from ganblocks.ops._params import Padding, parse_padding
 
-from ._utils import check_activation, check_input, check_int, check_positive_float
+from .checks import check_activation, check_input, check_int, check_positive_float
 
 __all__ = ["EqualConv2d", "EqualLinear", "PixelNorm"]
 
@@ -153,6 +153,12 @@ class EqualConv2d(_Equalized):
             disables it (StyleGAN2 uses 256 to keep float16 activations finite).
         persistent_filter: Keep the FIR filter of a resampling layer in the state dict (as
             StyleGAN2's checkpoints do, so a stored, possibly non-default filter is loaded too).
+        flip_weight: ``True`` (default) correlates with the weight, as
+            ``torch.nn.functional.conv2d`` does; ``False`` convolves (the kernel flipped). It
+            matters only for kernels wider than 1 and decides what a stored weight means:
+            StyleGAN2 (NVlabs) and rosinality-lineage code (StyleGAN2-pytorch, StyleMapGAN) run
+            their up-sampling convolutions as ``conv_transpose2d`` with the *unflipped* weight,
+            which is ``flip_weight=False`` here (see :func:`~ganblocks.ops.conv2d_resample`).
 
     Shapes:
         ``x: [N, in_channels, H, W]`` → ``[N, out_channels, H·up/down, W·up/down]``.
@@ -186,8 +192,12 @@ class EqualConv2d(_Equalized):
         bias_init: float = 0.0,
         conv_clamp: Optional[float] = None,
         persistent_filter: bool = False,
+        flip_weight: bool = True,
     ) -> None:
         super().__init__()
+        if not isinstance(flip_weight, bool):
+            raise TypeError(f"flip_weight: expected a bool, got {flip_weight!r}")
+        self.flip_weight = flip_weight
         self.conv_clamp = (
             None if conv_clamp is None else check_positive_float(conv_clamp, "conv_clamp")
         )
@@ -223,6 +233,8 @@ class EqualConv2d(_Equalized):
         px0, px1, py0, py1 = self.padding
         if self.dilation > 1:
             if self.up == 1 and self.down == 1 and px0 == px1 >= 0 and py0 == py1 >= 0:
+                if not self.flip_weight:
+                    w = w.flip([2, 3])  # convolution = correlation with the flipped kernel
                 return F.conv2d(x, w, padding=(py0, px0), dilation=self.dilation)
             # Dilated kernel written as a sparse dense kernel, so any resampling route applies.
             d, k = self.dilation, self.kernel_size
@@ -230,7 +242,13 @@ class EqualConv2d(_Equalized):
             dense[:, :, ::d, ::d] = w
             w = dense
         return conv2d_resample(
-            x, w, self.resample_filter, up=self.up, down=self.down, padding=list(self.padding)
+            x,
+            w,
+            self.resample_filter,
+            up=self.up,
+            down=self.down,
+            padding=list(self.padding),
+            flip_weight=self.flip_weight,
         )
 
     def forward(self, x: torch.Tensor, *, gain: float = 1.0) -> torch.Tensor:
@@ -262,6 +280,8 @@ class EqualConv2d(_Equalized):
             s += f", dilation={self.dilation}"
         if self.conv_clamp is not None:
             s += f", conv_clamp={self.conv_clamp:g}"
+        if not self.flip_weight:
+            s += ", flip_weight=False"
         return s
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._utils import check_positive_float
+from .checks import check_positive_float
 
 __all__ = ["GumbelSoftmax", "gumbel_softmax"]
 

@@ -13,7 +13,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._utils import check_input, check_int, check_pair
+from ._utils import renamed_keyword
+from .checks import check_input, check_int, check_pair
 from .equalized import EqualLinear, PixelNorm
 
 __all__ = ["MappingNetwork", "StyleMapMapping"]
@@ -106,30 +107,32 @@ class MappingNetwork(nn.Module):
 
 
 class StyleMapMapping(nn.Module):
-    """StyleMapGAN mapping: ``z`` → a spatial style map ``[N, style_channels, h, w]``.
+    """StyleMapGAN mapping: ``z`` → a spatial style map ``[N, style_dim, h, w]``.
 
     PixelNorm, then ``num_layers`` equalised linear layers with lrelu; all but the last keep width
-    ``z_dim``, the last maps ``z_dim → style_channels·h·w``, reshaped channel-major to the map.
+    ``z_dim``, the last maps ``z_dim → style_dim·h·w``, reshaped channel-major to the map.
 
     Args:
         z_dim: Size of the latent ``z``.
-        style_channels: Channels of the style map.
+        style_dim: Channels of the style map (formerly ``style_channels``, still accepted with a
+            ``DeprecationWarning``).
         size: Spatial size ``(h, w)`` of the style map, or an int for a square map.
         num_layers: Number of linear layers (at least 1).
         lr_mul: Learning-rate multiplier of every layer.
 
     Shapes:
-        ``z: [N, z_dim]`` → ``[N, style_channels, h, w]``.
+        ``z: [N, z_dim]`` → ``[N, style_dim, h, w]``.
 
     Example:
         >>> StyleMapMapping(64, 64, (8, 16), num_layers=2)(torch.randn(4, 64)).shape
         torch.Size([4, 64, 8, 16])
     """
 
+    @renamed_keyword("style_channels", "style_dim")
     def __init__(
         self,
         z_dim: int = 64,
-        style_channels: int = 64,
+        style_dim: int = 64,
         size: Union[int, Sequence[int]] = (8, 8),
         *,
         num_layers: int = 8,
@@ -137,16 +140,21 @@ class StyleMapMapping(nn.Module):
     ) -> None:
         super().__init__()
         self.z_dim = check_int(z_dim, "z_dim")
-        self.style_channels = check_int(style_channels, "style_channels")
+        self.style_dim = check_int(style_dim, "style_dim")
         self.size = check_pair(size, "size")
         self.num_layers = check_int(num_layers, "num_layers")
         h, w = self.size
-        dims = [self.z_dim] * self.num_layers + [self.style_channels * h * w]
+        dims = [self.z_dim] * self.num_layers + [self.style_dim * h * w]
         self.norm = PixelNorm()
         self.layers = _mlp(dims, lr_mul)
 
+    @property
+    def style_channels(self) -> int:
+        """Deprecated name of :attr:`style_dim`."""
+        return self.style_dim
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """``z: [N, z_dim]`` → style map ``[N, style_channels, h, w]``."""
+        """``z: [N, z_dim]`` → style map ``[N, style_dim, h, w]``."""
         check_input(z, "z", ndim=2, channels=self.z_dim)
         h, w = self.size
         return rearrange(self.layers(self.norm(z)), "n (c h w) -> n c h w", h=h, w=w)

@@ -6,7 +6,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from ._utils import check_input, check_int
+from .checks import check_input, check_int
 
 __all__ = ["MinibatchStd"]
 

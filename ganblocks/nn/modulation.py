@@ -1,13 +1,18 @@
 """Style modulation: spatial (per-pixel) modulation of normalised activations, and StyleGAN2's
 per-sample weight modulation / demodulation.
 
-* :class:`SpatialModulation` normalises each channel of each image (instance norm, no affine) and
-  applies a per-pixel affine transform ``x·γ + β`` whose γ and β are equalised convolutions of a
-  *style map* of the same spatial size (StyleMapGAN-style generators).
+* :class:`SpatialModulation` normalises ``x`` (instance norm by default; layer norm, batch norm or
+  none on request, the normalisation modes of StyleMapGAN) and applies a per-pixel affine transform
+  ``x̂·γ + β`` whose γ and β are equalised convolutions of a *style map* of the same spatial size
+  (StyleMapGAN-style generators).
 * :class:`StyledConv2d` is a spatially modulated layer: modulation → equalised conv (optionally
-  up-sampling) → fused bias + activation.
+  up-sampling) → fused bias + activation (· gain).
 * :class:`ModulatedConv2d` / :func:`modulated_conv2d` scale the conv weight per sample by a style
   vector and optionally demodulate it to unit norm (StyleGAN2), computed as one grouped convolution.
+
+Every block names the size of its style ``style_dim`` (channels of a style map, or length of a
+style vector); the older ``style_channels`` keyword of :class:`SpatialModulation` and
+:class:`StyledConv2d` still works and warns (``DeprecationWarning``).
 """
 
 from __future__ import annotations
@@ -23,25 +28,46 @@ from torch import nn
 from ganblocks.ops import bias_act, conv2d_resample, setup_filter
 from ganblocks.ops._params import Padding
 
-from ._utils import check_activation, check_input, check_int, check_positive_float
+from ._utils import renamed_keyword
+from .checks import check_activation, check_choice, check_input, check_int, check_positive_float
 from .equalized import EqualConv2d, EqualLinear
 
-__all__ = ["ModulatedConv2d", "SpatialModulation", "StyledConv2d", "modulated_conv2d"]
+__all__ = [
+    "NORMALIZATIONS",
+    "ModulatedConv2d",
+    "SpatialModulation",
+    "StyledConv2d",
+    "modulated_conv2d",
+]
+
+#: The ``norm`` choices of :class:`SpatialModulation` (StyleMapGAN's ``normalize_mode``
+#: ``'InstanceNorm2d'``, ``'LayerNorm'``, ``'BatchNorm2d'`` and ``None``).
+NORMALIZATIONS = ("instance", "layer", "batch", "none")
 
 
 class SpatialModulation(nn.Module):
-    """Instance-normalise ``x``, then modulate it per pixel by a style map: ``x̂·γ + β``.
+    """Normalise ``x``, then modulate it per pixel by a style map: ``x̂·γ + β``.
 
-    ``x̂ = (x - mean_{H,W}(x)) / sqrt(var_{H,W}(x) + eps)`` per image and channel;
+    ``x̂`` depends on ``norm`` (no learned affine in any of them; biased variances, ``eps`` added):
+
+    * ``'instance'`` (default): ``(x - mean_{H,W}(x)) / sqrt(var_{H,W}(x) + eps)`` per image and
+      channel (``InstanceNorm2d`` in StyleMapGAN, and OCO-GAN);
+    * ``'layer'``: the same over ``C, H, W`` per image (``LayerNorm``, StyleMapGAN's default);
+    * ``'batch'``: the same over ``N, H, W`` per channel in training, running statistics in
+      ``eval()`` mode (``BatchNorm2d``; the statistics live in the submodule ``batch_norm``);
+    * ``'none'``: ``x̂ = x``.
+
     ``[γ; β] = EqualConv2d(style)`` (one convolution producing both, equivalent to two separate
-    convolutions), with γ's bias initialised to 1 and β's to 0, so that at initialisation the
-    layer is close to a plain instance norm.
+    convolutions: γ's are the first ``C`` output channels), with γ's bias initialised to 1 and β's
+    to 0, so that at initialisation the layer is close to the plain normalisation.
 
     Args:
         num_features: Channels ``C`` of ``x``.
-        style_channels: Channels ``S`` of the style map.
+        style_dim: Channels ``S`` of the style map (formerly ``style_channels``, still accepted
+            with a ``DeprecationWarning``).
         kernel_size: Kernel of the style convolution.
-        eps: Added to the variance of the instance norm.
+        eps: Added to the variance of the normalisation.
+        norm: One of :data:`NORMALIZATIONS`.
 
     Shapes:
         ``x: [N, C, H, W]``, ``style: [N, S, H, W]`` → ``[N, C, H, W]``.
@@ -50,17 +76,36 @@ class SpatialModulation(nn.Module):
         >>> mod = SpatialModulation(32, 64)
         >>> mod(torch.randn(2, 32, 16, 16), torch.randn(2, 64, 16, 16)).shape
         torch.Size([2, 32, 16, 16])
+        >>> layer_norm = SpatialModulation(32, 64, norm='layer')
+        >>> y = layer_norm(torch.randn(2, 32, 8, 8), torch.zeros(2, 64, 8, 8))  # γ = 1, β = 0
+        >>> torch.allclose(y.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5)
+        True
     """
 
+    @renamed_keyword("style_channels", "style_dim")
     def __init__(
-        self, num_features: int, style_channels: int, *, kernel_size: int = 3, eps: float = 1e-5
+        self,
+        num_features: int,
+        style_dim: int,
+        *,
+        kernel_size: int = 3,
+        eps: float = 1e-5,
+        norm: str = "instance",
     ) -> None:
         super().__init__()
         self.num_features = check_int(num_features, "num_features")
-        self.style_channels = check_int(style_channels, "style_channels")
+        self.style_dim = check_int(style_dim, "style_dim")
         self.eps = check_positive_float(eps, "eps")
-        self.affine = EqualConv2d(self.style_channels, 2 * self.num_features, kernel_size)
+        self.norm = check_choice(norm, "norm", NORMALIZATIONS)
+        self.affine = EqualConv2d(self.style_dim, 2 * self.num_features, kernel_size)
+        if self.norm == "batch":
+            self.batch_norm = nn.BatchNorm2d(self.num_features, eps=self.eps, affine=False)
         self.reset_parameters()
+
+    @property
+    def style_channels(self) -> int:
+        """Deprecated name of :attr:`style_dim`."""
+        return self.style_dim
 
     def reset_parameters(self) -> None:
         """Redraw the style convolution; γ's bias is 1 and β's bias 0."""
@@ -72,73 +117,129 @@ class SpatialModulation(nn.Module):
 
     def gamma_beta(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The modulation maps ``(γ, β)``, each ``[N, C, H, W]``, of a style ``[N, S, H, W]``."""
-        check_input(style, "style", ndim=4, channels=self.style_channels)
+        check_input(style, "style", ndim=4, channels=self.style_dim)
         gamma, beta = self.affine(style).chunk(2, dim=1)
         return gamma, beta
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``x̂``, the normalised ``x: [N, C, H, W]`` (see the class docstring)."""
+        if self.norm == "instance":
+            return F.instance_norm(x, eps=self.eps)
+        if self.norm == "layer":
+            return F.layer_norm(x, x.shape[1:], eps=self.eps)
+        if self.norm == "batch":
+            return self.batch_norm(x)
+        return x
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """``x: [N, C, H, W]``, ``style: [N, S, H, W]`` → ``[N, C, H, W]``."""
         check_input(x, "x", ndim=4, channels=self.num_features)
-        check_input(style, "style", ndim=4, channels=self.style_channels)
+        check_input(style, "style", ndim=4, channels=self.style_dim)
         if style.shape[0] != x.shape[0] or style.shape[2:] != x.shape[2:]:
             raise ValueError(
                 f"style: expected batch size and spatial size of x, [{x.shape[0]}, "
-                f"{self.style_channels}, {x.shape[2]}, {x.shape[3]}], got {tuple(style.shape)}"
+                f"{self.style_dim}, {x.shape[2]}, {x.shape[3]}], got {tuple(style.shape)}"
             )
         gamma, beta = self.gamma_beta(style)
-        x = F.instance_norm(x, eps=self.eps)
-        return torch.addcmul(beta, x, gamma)
+        return torch.addcmul(beta, self.normalize(x), gamma)
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, {self.style_channels}, eps={self.eps:g}"
+        s = f"{self.num_features}, {self.style_dim}, eps={self.eps:g}"
+        return s if self.norm == "instance" else s + f", norm={self.norm!r}"
 
 
 class StyledConv2d(nn.Module):
     """Spatially modulated conv: :class:`SpatialModulation` → :class:`EqualConv2d` → bias + act.
 
+    ``y = bias_act(conv(x̂·γ + β), bias, act=activation, gain=def_gain · gain)``.
+
     The style map has the spatial size of the *input* ``x`` (the modulation precedes the optional
     up-sampling). The convolution is equalised (unit-variance storage, run-time He scaling) and
     its bias and activation are fused through :func:`~ganblocks.ops.bias_act` (``lrelu·√2`` by
-    default).
+    default), then multiplied by ``gain``.
 
     Args:
         in_channels: Input channels.
         out_channels: Output channels.
         kernel_size: Side of the convolution kernel.
-        style_channels: Channels of the style map.
-        up: Up-sampling factor of the convolution (transposed conv + FIR ``[1, 3, 3, 1]``).
+        style_dim: Channels of the style map (formerly ``style_channels``, still accepted with a
+            ``DeprecationWarning``).
+        up: Up-sampling factor of the convolution (transposed conv + FIR ``resample_filter``).
         activation: Activation of :func:`~ganblocks.ops.bias_act`.
+        norm: Normalisation of the modulation (see :class:`SpatialModulation`).
+        gain: Multiplies the output (after the activation and its own gain), e.g. ``sqrt(0.5)``
+            on a branch of a residual sum; :meth:`forward`'s ``gain`` multiplies it again.
+        resample_filter: FIR taps of the up-sampling (see :func:`~ganblocks.ops.setup_filter`).
+        flip_weight: ``False`` convolves instead of correlating (see :class:`EqualConv2d`);
+            StyleMapGAN's up-sampling convolutions need ``False`` to load their weights.
+        style_kernel_size: Kernel of the style convolution producing γ and β.
+        eps: Added to the variance of the normalisation.
 
     Shapes:
-        ``x: [N, in_channels, H, W]``, ``style: [N, style_channels, H, W]`` →
+        ``x: [N, in_channels, H, W]``, ``style: [N, style_dim, H, W]`` →
         ``[N, out_channels, H·up, W·up]``.
 
     Example:
         >>> layer = StyledConv2d(32, 16, 3, 64, up=2)
         >>> layer(torch.randn(2, 32, 8, 8), torch.randn(2, 64, 8, 8)).shape
         torch.Size([2, 16, 16, 16])
+        >>> stylemapgan = StyledConv2d(32, 16, 3, 64, up=2, norm='layer', flip_weight=False)
+        >>> stylemapgan(torch.randn(2, 32, 8, 8), torch.randn(2, 64, 8, 8)).shape
+        torch.Size([2, 16, 16, 16])
     """
 
+    @renamed_keyword("style_channels", "style_dim")
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
         kernel_size: int,
-        style_channels: int,
+        style_dim: int,
         *,
         up: int = 1,
         activation: str = "lrelu",
+        norm: str = "instance",
+        gain: float = 1.0,
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        flip_weight: bool = True,
+        style_kernel_size: int = 3,
+        eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        self.modulation = SpatialModulation(in_channels, style_channels)
+        self.gain = check_positive_float(gain, "gain")
+        self.modulation = SpatialModulation(
+            in_channels, style_dim, kernel_size=style_kernel_size, eps=eps, norm=norm
+        )
         # EqualConv2d fuses the bias and the activation into one bias_act after the convolution.
         self.conv = EqualConv2d(
-            in_channels, out_channels, kernel_size, up=up, activation=activation
+            in_channels,
+            out_channels,
+            kernel_size,
+            up=up,
+            activation=activation,
+            resample_filter=resample_filter,
+            flip_weight=flip_weight,
         )
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """``x: [N, in, H, W]``, ``style: [N, style_channels, H, W]`` → ``[N, out, H·up, W·up]``."""
-        return self.conv(self.modulation(x, style))
+    @property
+    def style_dim(self) -> int:
+        """Channels of the style map."""
+        return self.modulation.style_dim
+
+    @property
+    def style_channels(self) -> int:
+        """Deprecated name of :attr:`style_dim`."""
+        return self.modulation.style_dim
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, *, gain: float = 1.0) -> torch.Tensor:
+        """``x: [N, in, H, W]``, ``style: [N, style_dim, H, W]`` → ``[N, out, H·up, W·up]``.
+
+        ``gain`` multiplies the output on top of the constructor's ``gain``.
+        """
+        return self.conv(self.modulation(x, style), gain=self.gain * gain)
+
+    def extra_repr(self) -> str:
+        return "" if self.gain == 1 else f"gain={self.gain:g}"
 
 
 def modulated_conv2d(

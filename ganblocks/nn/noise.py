@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ._utils import check_input, check_pair
+from .checks import check_input, check_pair
 
 __all__ = ["NOISE_MODES", "NoiseInjection"]
 

@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._utils import check_input, check_int
+from .checks import check_input, check_int
 
 __all__ = ["Noise3d", "concat_noise_3d"]
 

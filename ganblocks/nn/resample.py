@@ -15,7 +15,7 @@ from torch import nn
 from ganblocks.ops import downsample2d, filter2d, setup_filter, upsample2d
 from ganblocks.ops._params import Padding, parse_padding
 
-from ._utils import check_input, check_int
+from .checks import check_input, check_int
 
 __all__ = ["Blur", "Downsample2d", "Upsample2d"]
 

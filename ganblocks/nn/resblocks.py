@@ -22,7 +22,8 @@ from torch import nn
 
 from ganblocks.ops import bias_act
 
-from ._utils import check_input, check_int, conv2d
+from ._utils import conv2d
+from .checks import check_input, check_int
 from .equalized import EqualConv2d
 
 __all__ = ["ResBlockD", "ResBlockU"]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._utils import check_input, check_int
+from .checks import check_input, check_int
 
 __all__ = ["SPADE"]
 

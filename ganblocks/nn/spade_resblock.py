@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._utils import check_input, check_int, conv2d
+from ._utils import conv2d
+from .checks import check_input, check_int
 from .spade import SPADE
 
 __all__ = ["SPADEResBlock"]

@@ -10,7 +10,7 @@ from torch import nn
 
 from ganblocks.ops import bias_act
 
-from ._utils import check_input, check_int, check_positive_float
+from .checks import check_input, check_int, check_positive_float
 from .modulation import ModulatedConv2d
 from .resample import Upsample2d
 

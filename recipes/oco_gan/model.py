@@ -3,13 +3,15 @@
 Generator: two style networks, one shared synthesis network.
 
 * :class:`UnconditionalStyleNet`: ``z_u [B, z]`` → PixelNorm + equalised MLP (lr_mul 0.01) → a
-  ``[B, style_channels, s_h, s_w]`` map → a *style-map resizer* (conv, conv, then an up-conv and a
-  conv per doubling) whose every output is one style map.
+  ``[B, style_channels, s_h, s_w]`` map → a *style-map resizer*
+  (:class:`~ganblocks.nn.StyleMapResizer`: conv, conv, then an up-conv and a conv per doubling)
+  whose every output is one style map.
 * :class:`ConditionalStyleNet`: ``concat(z_c replicated, one_hot(label))`` → for each style map:
   nearest resize to its resolution → conv3×3 → lrelu → conv3×3 → lrelu, giving maps of exactly the
   same shapes as the unconditional branch.
 * :class:`SynthesisNetwork`: learned constant → styled conv → one residual up-block per doubling
-  (styled up-conv, styled conv, 1×1 up-sampling skip, sum / √2) → styled 1×1 to-RGB.
+  (:class:`~ganblocks.nn.StyleMapSynthesisBlock`: styled up-conv, styled conv, 1×1 up-sampling
+  skip, sum / √2) → styled 1×1 to-RGB.
 
 Discriminator: a shared encoder of ResBlockD (no spectral norm), an image-level head (two more
 ResBlockD, conv, two linear layers → one logit) and a segmentation head (ASPP + a U-Net decoder of
@@ -19,7 +21,6 @@ to N+1 logits per pixel.
 
 from __future__ import annotations
 
-import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -34,6 +35,8 @@ from ganblocks.nn import (
     ResBlockU,
     StyledConv2d,
     StyleMapMapping,
+    StyleMapResizer,
+    StyleMapSynthesisBlock,
 )
 from ganblocks.ops import bias_act
 
@@ -121,15 +124,11 @@ class UnconditionalStyleNet(nn.Module):
             config.z_dim, config.style_channels, (sh, sw), num_layers=config.mapping_layers,
             lr_mul=config.mapping_lr_mul,
         )
-        shapes = config.style_map_shapes()
-        layers: List[nn.Module] = []
-        in_ch = config.style_channels
-        for k, (ch, _, _) in enumerate(shapes):
-            up = 2 if k >= 2 and k % 2 == 0 else 1  # the first map of each doubling up-samples
-            layers.append(EqualConv2d(in_ch, ch, 3, up=up, activation="lrelu",
-                                      resample_filter=config.resample_filter))
-            in_ch = ch
-        self.resizer = nn.ModuleList(layers)
+        # Two maps per resolution; the first map of each doubling up-samples.
+        self.resizer = StyleMapResizer(
+            config.style_channels, [ch for ch, _, _ in config.style_map_shapes()],
+            resample_filter=config.resample_filter,
+        )
 
     def base_map(self, z: torch.Tensor) -> torch.Tensor:
         """The mapping network's output ``[B, style_channels, s_h, s_w]``."""
@@ -137,12 +136,7 @@ class UnconditionalStyleNet(nn.Module):
 
     def resize(self, base: torch.Tensor) -> List[torch.Tensor]:
         """All style maps from a base map (see :meth:`base_map`)."""
-        maps = []
-        x = base
-        for layer in self.resizer:
-            x = layer(x)
-            maps.append(x)
-        return maps
+        return self.resizer(base)
 
     def forward(self, z: torch.Tensor) -> List[torch.Tensor]:
         return self.resize(self.base_map(z))
@@ -193,20 +187,8 @@ class ConditionalStyleNet(nn.Module):
         return maps
 
 
-class SynthesisBlock(nn.Module):
-    """Residual up-block: styled up-conv + styled conv, plus a 1×1 up-sampling skip, / √2."""
-
-    def __init__(self, in_ch: int, out_ch: int, resample_filter: Sequence[int]) -> None:
-        super().__init__()
-        self.conv1 = StyledConv2d(in_ch, out_ch, 3, in_ch, up=2)
-        self.conv2 = StyledConv2d(out_ch, out_ch, 3, out_ch)
-        self.skip = EqualConv2d(in_ch, out_ch, 1, up=2, bias=False,
-                                resample_filter=resample_filter)
-
-    def forward(self, x: torch.Tensor, style_in: torch.Tensor,
-                style_out: torch.Tensor) -> torch.Tensor:
-        main = self.conv2(self.conv1(x, style_in), style_out)
-        return (main + self.skip(x)) * (1 / math.sqrt(2))
+#: The synthesis block is the library's (kept under its old name for code that imported it).
+SynthesisBlock = StyleMapSynthesisBlock
 
 
 class SynthesisNetwork(nn.Module):
@@ -230,7 +212,9 @@ class SynthesisNetwork(nn.Module):
         blocks = []
         for i in range(1, config.num_doublings + 1):
             c_in, c_out = shapes[2 * i - 1][0], shapes[2 * i][0]
-            blocks.append(SynthesisBlock(c_in, c_out, config.resample_filter))
+            # Both up-samplings of a block (styled up-conv and skip) use the configured filter.
+            blocks.append(StyleMapSynthesisBlock(c_in, c_out,
+                                                 resample_filter=config.resample_filter))
         self.blocks = nn.ModuleList(blocks)
         c_last = shapes[-1][0]
         self.to_rgb = StyledConv2d(c_last, 3, 1, c_last, activation=config.to_rgb_activation)

@@ -134,7 +134,7 @@ def test_mapping_layers_learn_slower_by_lr_mul():
         (lambda: MappingNetwork(4, 4.0), TypeError, "w_dim"),
         (lambda: MappingNetwork(4, 4, hidden_dim=0), ValueError, "hidden_dim"),
         (lambda: StyleMapMapping(0, 4), ValueError, "z_dim"),
-        (lambda: StyleMapMapping(4, 0), ValueError, "style_channels"),
+        (lambda: StyleMapMapping(4, 0), ValueError, "style_dim"),
         (lambda: StyleMapMapping(4, 4, (0, 2)), ValueError, "size"),
         (lambda: StyleMapMapping(4, 4, num_layers=0), ValueError, "num_layers"),
     ],

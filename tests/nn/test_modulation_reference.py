@@ -126,7 +126,7 @@ def test_spatial_modulation_reset_parameters_redraws_the_style_conv():
     ("make", "exc", "match"),
     [
         (lambda: SpatialModulation(0, 4), ValueError, "num_features"),
-        (lambda: SpatialModulation(4, 0), ValueError, "style_channels"),
+        (lambda: SpatialModulation(4, 0), ValueError, "style_dim"),
         (lambda: SpatialModulation(4, 4, eps=0.0), ValueError, "eps"),
         (lambda: ModulatedConv2d(0, 4, 3, 8), ValueError, "in_channels"),
         (lambda: ModulatedConv2d(4, 0, 3, 8), ValueError, "out_channels"),

@@ -43,20 +43,30 @@ def conv(layer, x, *, act=True):
     return lrelu(y) if act else y
 
 
-def up_conv(layer, x, *, act=True):
-    """×2 up-conv: zero insertion, FIR (gain 4), then the conv with no padding."""
+def fir2d(taps) -> torch.Tensor:
+    """Separable 2-D FIR of a symmetric 1-D filter, unit DC gain."""
+    f = torch.tensor(taps, dtype=torch.float64)
+    return torch.outer(f, f) / f.sum() ** 2
+
+
+def up_conv(layer, x, *, act=True, fir=FIR2D):
+    """×2 up-conv: zero insertion, FIR ``fir`` (gain 4), then the conv with no padding.
+
+    An ``fw``-tap filter and a ``k``-wide kernel pad the zero-stuffed grid by
+    ``k // 2 + (fw + 1) // 2`` before and ``k // 2 + (fw - 2) // 2`` after (``H → 2H``)."""
     n, c, h, w = x.shape
     k = layer.weight.shape[-1]
+    fw = fir.shape[-1]
     z = x.new_zeros(n, c, 2 * h, 2 * w)
     z[:, :, ::2, ::2] = x
-    p0, p1 = k // 2 + 2, k // 2 + 1
+    p0, p1 = k // 2 + (fw + 1) // 2, k // 2 + (fw - 2) // 2
     z = F.pad(z, (p0, p1, p0, p1))
-    z = F.conv2d(z, (4 * FIR2D).expand(c, 1, 4, 4), groups=c)
+    z = F.conv2d(z, (4 * fir).expand(c, 1, fw, fw), groups=c)
     y = F.conv2d(z, eff(layer.weight), layer.bias)
     return lrelu(y) if act else y
 
 
-def styled(layer, x, style, *, up=False, act=True):
+def styled(layer, x, style, *, up=False, act=True, fir=FIR2D):
     """Instance norm → x̂·γ + β with [γ; β] = conv3×3(style) → (up-)conv → bias → lrelu·√2."""
     a = layer.modulation.affine
     gb = F.conv2d(style, eff(a.weight), a.bias, padding=a.weight.shape[-1] // 2)
@@ -65,7 +75,7 @@ def styled(layer, x, style, *, up=False, act=True):
     mean = x.mean(dim=(2, 3), keepdim=True)
     var = (x - mean).square().mean(dim=(2, 3), keepdim=True)
     h = (x - mean) / torch.sqrt(var + 1e-5) * gamma + beta
-    return up_conv(layer.conv, h, act=act) if up else conv(layer.conv, h, act=act)
+    return up_conv(layer.conv, h, act=act, fir=fir) if up else conv(layer.conv, h, act=act)
 
 
 def uncond_maps_ref(G, z):
@@ -78,7 +88,8 @@ def uncond_maps_ref(G, z):
     maps = []
     for k, layer in enumerate(G.uncond_style.resizer):
         # maps 0 and 1 at the base size; then per doubling an up-conv, then a conv
-        x = up_conv(layer, x) if k >= 2 and k % 2 == 0 else conv(layer, x)
+        x = up_conv(layer, x, fir=fir2d(cfg.resample_filter)) if k >= 2 and k % 2 == 0 \
+            else conv(layer, x)
         maps.append(x)
     return maps
 
@@ -109,12 +120,14 @@ def cond_maps_ref(G, label, z):
 
 def synthesis_ref(G, maps):
     S = G.synthesis
+    fir = fir2d(G.config.resample_filter)  # every up-sampling of the synthesis uses it
     x = S.const.expand(maps[0].shape[0], -1, -1, -1)
     x = styled(S.first, x, maps[0])
     for i, block in enumerate(S.blocks, start=1):
-        main = styled(block.conv1, x, maps[2 * i - 1], up=True)  # style at the input resolution
+        # style at the input resolution
+        main = styled(block.conv1, x, maps[2 * i - 1], up=True, fir=fir)
         main = styled(block.conv2, main, maps[2 * i])  # style at the output resolution
-        x = (main + up_conv(block.skip, x, act=False)) / SQRT2
+        x = (main + up_conv(block.skip, x, act=False, fir=fir)) / SQRT2
     return styled(S.to_rgb, x, maps[-1], act=False)  # linear to-RGB
 
 
@@ -163,6 +176,29 @@ def test_conditional_generator_matches_reference(extra):
     mixed = G.forward_mixed(zu, label, z)
     torch.testing.assert_close(mixed[:3], synthesis_ref(G, uncond_maps_ref(G, zu)))
     torch.testing.assert_close(mixed[3:], synthesis_ref(G, maps))
+
+
+@pytest.mark.parametrize("taps", ["1,2,1", "1,1"])
+def test_a_non_default_resample_filter_reaches_every_up_sampling(taps):
+    """``model.resample_filter`` is used by the style-map resizer's up-convs, by the skip *and* by
+    the styled up-conv of every synthesis block (the up-conv once kept the default [1, 3, 3, 1])."""
+    cfg, G, _ = make_models(f"model.resample_filter={taps}")
+    z = torch.randn(2, cfg.z_dim, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    maps = uncond_maps_ref(G, z)
+    torch.testing.assert_close(G(z=z), synthesis_ref(G, maps))
+    # Each path of a block, alone, against the reference with the configured filter; the
+    # default filter gives a different result, so the comparison can tell them apart.
+    block = G.synthesis.blocks[0]
+    x = torch.randn(2, block.conv1.modulation.num_features, 4, 4, dtype=torch.float64)
+    fir = fir2d(cfg.resample_filter)
+    for got, want, default in [
+        (block.conv1(x, maps[1]), styled(block.conv1, x, maps[1], up=True, fir=fir),
+         styled(block.conv1, x, maps[1], up=True)),
+        (block.skip(x), up_conv(block.skip, x, act=False, fir=fir),
+         up_conv(block.skip, x, act=False)),
+    ]:
+        torch.testing.assert_close(got, want)
+        assert not torch.allclose(got, default, atol=1e-3)
 
 
 def test_conditional_input_is_an_exact_one_hot_after_resizing():
