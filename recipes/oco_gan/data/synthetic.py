@@ -23,6 +23,7 @@ ratios, e.g. 32x64 for the 2:1 Cityscapes-like shape).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import einops
@@ -347,6 +348,315 @@ def _box(x0: float, x1: float, y0: float, y1: float, hh: int, ww: int):
     return slice(r0, r1), slice(c0, c1)
 
 
+def _cells(c: int, aspect: float) -> int:
+    """Noise cells across the width for ``c`` cells per unit of height (square cells)."""
+    return max(1, round(c * aspect))
+
+
+@dataclass
+class _Canvas:
+    """A scene being painted: the layout, the colour and noise streams, the pixel grid, the
+    scene-wide noise fields, and the image and label map so far.
+
+    The painters below run in a fixed order and each draws its colours from :attr:`rng` (and its
+    noise lattices from :attr:`lattice_rng`) in a fixed order: the scene of a seed depends on it.
+    """
+
+    lay: Dict[str, Any]
+    #: Colours (resolution independent).
+    rng: np.random.Generator
+    #: Noise lattices (their cell counts depend on the aspect ratio).
+    lattice_rng: np.random.Generator
+    #: Pixel centres in [0, 1]: rows ``[H]`` and columns ``[W]``.
+    yv: np.ndarray
+    xv: np.ndarray
+    #: Fine and mid-scale value noise, and per-pixel uniform speckle, ``[H, W]``.
+    n_fine: np.ndarray
+    n_mid: np.ndarray
+    speck: np.ndarray
+    #: The image ``[H, W, 3]`` (painted first by :func:`_paint_sky`) and the label map
+    #: ``[H, W]`` (all sky until painted over).
+    img: np.ndarray = field(init=False)
+    label: np.ndarray = field(init=False)
+    #: The sky's colour at the horizon (haze and water reflect it) and the sun's colour, set by
+    #: :func:`_paint_sky` and :func:`_paint_sun`.
+    hor: np.ndarray = field(init=False)
+    sun_col: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.img = np.zeros((self.hh, self.ww, 3), dtype=np.float32)
+        self.label = np.full((self.hh, self.ww), SKY, dtype=np.int64)
+        self.hor = self.sun_col = np.zeros(3, dtype=np.float32)
+
+    @property
+    def hh(self) -> int:
+        return len(self.yv)
+
+    @property
+    def ww(self) -> int:
+        return len(self.xv)
+
+    @property
+    def aspect(self) -> float:
+        return self.ww / self.hh
+
+    @property
+    def yy(self) -> np.ndarray:
+        return self.yv[:, None]
+
+    @property
+    def xx(self) -> np.ndarray:
+        return self.xv[None, :]
+
+    def cells(self, c: int) -> int:
+        """``c`` noise cells per unit of height → cells across the width."""
+        return _cells(c, self.aspect)
+
+    def box(self, x0: float, x1: float, y0: float, y1: float):
+        """Pixel slices covering the normalised box, or None when it is empty."""
+        return _box(x0, x1, y0, y1, self.hh, self.ww)
+
+
+def _paint_sky(c: _Canvas) -> None:
+    """Vertical gradient from the top colour to the horizon colour, then clouds."""
+    lay, rng, mode = c.lay, c.rng, c.lay["mode"]
+    top, hor = [
+        ((0.22, 0.42, 0.85), (0.68, 0.82, 0.96)),
+        ((0.2, 0.2, 0.5), (0.98, 0.58, 0.32)),
+        ((0.52, 0.55, 0.6), (0.78, 0.78, 0.8)),
+    ][mode]
+    top, hor = _jitter(rng, top, 0.07), _jitter(rng, hor, 0.06)
+    t = np.clip(c.yy / lay["horizon"], 0.0, 1.0)[..., None]
+    img = np.broadcast_to(top * (1 - t) + hor * t, (c.hh, c.ww, 3)).astype(np.float32)
+    cloud_field = 0.6 * _Noise2D(c.lattice_rng, 4, c.cells(2))(c.yv, c.xv) + 0.4 * c.n_mid
+    cover = float(rng.uniform(0.35, 0.75)) - (0.2 if mode == 2 else 0.0)
+    cloud = _smoothstep(cover, cover + 0.18, cloud_field)[..., None] * float(rng.uniform(0.5, 0.95))
+    cloud_col = _jitter(rng, [(0.97, 0.97, 0.98), (0.95, 0.72, 0.7), (0.9, 0.9, 0.92)][mode], 0.03)
+    c.img = img * (1 - cloud) + cloud_col * (cloud * (0.85 + 0.15 * c.n_fine[..., None]))
+    c.hor = hor
+
+
+def _paint_sun(c: _Canvas) -> None:
+    """The sun's disk and glow (when the layout has a sun); sets :attr:`_Canvas.sun_col`."""
+    c.sun_col = np.array((1.0, 0.96, 0.75) if c.lay["mode"] != 1 else (1.0, 0.78, 0.45))
+    if c.lay["sun"] is None:
+        return
+    sx, sy, sr = c.lay["sun"]
+    d = np.sqrt(((c.xx - sx) * c.aspect) ** 2 + (c.yy - sy) ** 2)
+    glow = np.exp(-np.maximum(d - sr, 0) / (2.5 * sr))[..., None] * 0.45
+    c.img = c.img * (1 - glow) + c.sun_col * glow
+    disk = d < sr
+    c.img[disk] = c.sun_col
+    c.label[disk] = SUN
+
+
+def _paint_mountains(c: _Canvas) -> None:
+    """Silhouettes over the horizon, shaded with depth, with snow caps."""
+    h, yy, n_fine = c.lay["horizon"], c.yy, c.n_fine
+    for m in c.lay["mountains"]:
+        top_y = h - m["height"] * (0.35 + 0.65 * _ridge(m["ridge"], c.xv))  # [W]
+        mask = (yy > top_y[None, :]) & (yy < h + 0.01)
+        base = (0.5, 0.55, 0.68) if m["far"] else (0.36, 0.36, 0.3)
+        base = _jitter(c.rng, base, 0.06)
+        if c.lay["mode"] == 1:
+            base = base * np.array((0.8, 0.65, 0.75))
+        rel = ((yy - top_y[None, :]) / max(m["height"], 1e-3))[..., None]
+        shade = 1.0 - 0.25 * np.clip(rel, 0, 1) + 0.25 * (n_fine[..., None] - 0.5)
+        col = base * shade
+        if m["snow"]:
+            snow_line = h - m["height"] * (0.6 + 0.25 * c.n_mid)
+            snow = ((yy < snow_line) & mask)[..., None]
+            col = np.where(
+                snow, np.array((0.93, 0.94, 0.97)) * (0.9 + 0.1 * n_fine[..., None]), col
+            )
+        c.img = np.where(mask[..., None], col, c.img)
+        c.label[mask] = MOUNTAIN
+
+
+def _paint_ground(c: _Canvas) -> None:
+    """Below the horizon: grass fading into haze, sea or pond, beach sand, the road."""
+    lay, rng = c.lay, c.rng
+    h, yy, speck = lay["horizon"], c.yy, c.speck
+    below = yy >= h
+    ground = np.where(below, _ground_class(lay, c.xx, yy), -1)
+    depth = np.clip((yy - h) / (1 - h), 0, 1)[..., None]
+    grass = _jitter(
+        rng, [(0.3, 0.55, 0.18), (0.55, 0.55, 0.22), (0.25, 0.45, 0.2)][rng.choice(3)], 0.05
+    )
+    if lay["mode"] == 1:
+        grass = grass * np.array((0.85, 0.7, 0.6))
+    haze = (1 - depth) * 0.35
+    g_tex = 0.75 + 0.35 * c.n_fine[..., None] + 0.15 * (speck[..., None] - 0.5) * depth
+    grass_img = (grass * g_tex) * (1 - haze) + c.hor * haze
+    c.img = np.where((ground == GRASS)[..., None], grass_img, c.img)
+    if lay["sea"] is not None or lay["pond"] is not None:
+        c.img = np.where((ground == WATER)[..., None], _water_texture(c), c.img)
+    sand = _jitter(rng, (0.84, 0.76, 0.55), 0.05)
+    c.img = np.where((ground == SAND)[..., None], sand * (0.85 + 0.25 * speck[..., None]), c.img)
+    if lay["road"] is not None:
+        c.img = np.where((ground == ROAD)[..., None], _road_texture(c), c.img)
+    c.label = np.where(below, ground, c.label)
+
+
+def _water_texture(c: _Canvas) -> np.ndarray:
+    """``[H, W, 3]``: deep colour mixed with the horizon's, ripple streaks, the sun's glint."""
+    streak = _Noise2D(c.lattice_rng, 48, c.cells(3))(c.yv, c.xv)
+    deep = _jitter(c.rng, (0.08, 0.24, 0.42), 0.05)
+    mix = float(c.rng.uniform(0.3, 0.6))
+    water = deep * (1 - mix) + c.hor * mix
+    ripple = 0.8 + 0.4 * streak[..., None]
+    water_img = water * ripple
+    if c.lay["sun"] is not None:
+        sx = c.lay["sun"][0]
+        glint = np.exp(-(((c.xx - sx) * c.aspect / 0.04) ** 2))[..., None] * (
+            streak[..., None] > 0.5
+        )
+        water_img = water_img * (1 - 0.6 * glint) + c.sun_col * 0.6 * glint
+    return water_img
+
+
+def _road_texture(c: _Canvas) -> np.ndarray:
+    """``[H, W, 3]``: speckled asphalt with edge lines and centre dashes in perspective."""
+    road, ww = c.lay["road"], c.ww
+    tt, centre, half = _road_geometry(c.lay, c.yy)
+    rel = np.abs(c.xx - centre) / half
+    asphalt = _jitter(c.rng, (0.3, 0.3, 0.32), 0.04) * (0.85 + 0.2 * c.speck[..., None])
+    paint = np.zeros((c.hh, ww), dtype=bool)
+    if road["edges"]:
+        paint |= (rel > 0.86) & (rel < 0.93)
+    if road["dashes"]:
+        phase = 1.0 / (tt + 0.08)
+        paint |= (rel < 0.04 + 0.5 / max(half.max() * ww, 1)) & (np.mod(phase * 1.5, 1.0) < 0.5)
+    return np.where(paint[..., None], np.array((0.92, 0.92, 0.86)), asphalt)
+
+
+#: Wall colours of the building families.
+_WALLS = ((0.6, 0.3, 0.22), (0.6, 0.6, 0.6), (0.8, 0.72, 0.55), (0.88, 0.88, 0.85),
+          (0.35, 0.45, 0.6))
+
+
+def _paint_buildings(c: _Canvas) -> None:
+    """Rectangles with window grids (lit or dark) and an optional roof band."""
+    xv, yv = c.xv, c.yv
+    lit_p = 0.5 if c.lay["mode"] == 1 else 0.12
+    for b in c.lay["buildings"]:
+        x0, x1 = b["x"] - b["w"] / 2, b["x"] + b["w"] / 2
+        y0, y1 = b["base"] - b["h"], b["base"]
+        wall = _jitter(c.rng, _WALLS[b["family"]], 0.06)
+        box = c.box(x0, x1, y0, y1)
+        if box is None:
+            continue
+        ys, xs = box
+        u = (xv[xs] - x0) / (x1 - x0)  # [w] in [0, 1] across the facade
+        v = (yv[ys] - y0) / (y1 - y0)  # [h] from the top
+        grain = 0.9 + 0.15 * (c.n_fine[ys, xs, None] - 0.5)
+        col = wall * grain * (0.85 + 0.15 * u[None, :, None])
+        roof_h = 0.08 if b["roof"] else 0.0
+        fu = u * b["cols"]
+        fv = (v - roof_h) / (1 - roof_h - 0.06) * b["rows"]
+        in_u = (np.mod(fu, 1.0) > (1 - b["fill"]) / 2) & (np.mod(fu, 1.0) < (1 + b["fill"]) / 2)
+        in_v = (np.mod(fv, 1.0) > 0.25) & (np.mod(fv, 1.0) < 0.8) & (fv >= 0) & (fv < b["rows"])
+        window = in_v[:, None] & in_u[None, :]
+        ci = np.clip(fu.astype(np.int64), 0, 5)
+        ri = np.clip(fv.astype(np.int64), 0, 9)
+        lit = b["lit"][ri][:, ci] < lit_p
+        win_col = np.where(
+            lit[..., None], np.array((0.95, 0.85, 0.45)), np.array((0.14, 0.17, 0.25))
+        )
+        col = np.where(window[..., None], win_col, col)
+        if b["roof"]:
+            col = np.where((v < roof_h)[:, None, None], wall * 0.55, col)
+        c.img[ys, xs] = col
+        c.label[ys, xs] = BUILDING
+
+
+#: Leaf colours of the tree crowns.
+_LEAVES = ((0.16, 0.4, 0.14), (0.62, 0.45, 0.12), (0.1, 0.3, 0.16))
+
+
+def _paint_trees(c: _Canvas) -> None:
+    """Trunk and crown (round with lobes, or a conifer), lit from the sun's side."""
+    light_x = (c.lay["sun"][0] - 0.5) * 2 if c.lay["sun"] is not None else 0.5
+    trunk_col = _jitter(c.rng, (0.33, 0.22, 0.12), 0.04)
+    for tr in c.lay["trees"]:
+        r, tx, base = tr["r"], tr["x"], tr["base"]
+        rx = r / c.aspect  # radius in normalised x
+        crown_cy = base - tr["trunk"] - 0.75 * r
+        top = crown_cy - (1.6 * r if tr["conifer"] else 1.25 * r)
+        leaf = _jitter(c.rng, _LEAVES[tr["colour"]], 0.05)
+        box = c.box(tx - 1.3 * rx, tx + 1.3 * rx, top, base)
+        if box is None:
+            continue
+        ys, xs = box
+        dx = ((c.xv[xs] - tx) * c.aspect)[None, :]
+        dy = (c.yv[ys] - crown_cy)[:, None]
+        rows = c.yv[ys][:, None]
+        crown = _crown_mask(tr, dx, dy, rows, top=top)
+        trunk = (np.abs(dx) < tr["trunk_w"] / 2) & (rows > crown_cy) & (rows < base)
+        mask = crown | trunk
+        speck = c.speck[ys, xs, None]
+        side = np.clip(0.5 + 0.5 * (dx * light_x - dy * 0.6) / r, 0, 1)[..., None]
+        crown_col = leaf * (0.55 + 0.45 * side) * (0.7 + 0.6 * c.n_fine[ys, xs, None] * speck)
+        col = np.where(crown[..., None], crown_col, trunk_col * (0.85 + 0.3 * speck))
+        c.img[ys, xs] = np.where(mask[..., None], col, c.img[ys, xs])
+        c.label[ys, xs] = np.where(mask, TREE, c.label[ys, xs])
+
+
+def _crown_mask(tr: Dict[str, Any], dx: np.ndarray, dy: np.ndarray, rows: np.ndarray, *,
+                top: float) -> np.ndarray:
+    """The crown of tree ``tr`` in its box: ``dx [1, w]`` (aspect-corrected) and ``dy [h, 1]``
+    from the crown's centre, ``rows [h, 1]`` the pixel rows, ``top`` the crown's top."""
+    r, base = tr["r"], tr["base"]
+    if tr["conifer"]:
+        k = np.clip((rows - top) / (base - tr["trunk"] * 0.5 - top), 0, 1)
+        crown = np.abs(dx) < r * 0.85 * k * (0.85 + 0.15 * np.cos(k * 40))
+        crown &= rows < base - tr["trunk"] * 0.5
+        return crown
+    crown = (dx / r) ** 2 + (dy / r) ** 2 < 1.0
+    for lx, ly, lr in tr["lobes"]:
+        cx, cy, rr = 0.55 * lx * r, 0.45 * ly * r - 0.2 * r, r * (0.55 + 0.15 * lr)
+        crown |= ((dx - cx) ** 2 + (dy - cy) ** 2) < rr * rr
+    return crown
+
+
+def _paint_rocks(c: _Canvas) -> None:
+    """Half-ellipse boulders with speckle and a lit top."""
+    rock_col = _jitter(c.rng, (0.5, 0.49, 0.47), 0.05)
+    for rk in c.lay["rocks"]:
+        w, hgt = rk["w"], rk["h"]
+        box = c.box(rk["x"] - w / c.aspect, rk["x"] + w / c.aspect, rk["base"] - hgt, rk["base"])
+        if box is None:
+            continue
+        ys, xs = box
+        dx = ((c.xv[xs] - rk["x"]) * c.aspect / w)[None, :]
+        dy = ((c.yv[ys] - rk["base"]) / hgt)[:, None]
+        mask = (dx * dx + dy * dy < 1.0) & (dy < 0)
+        shade = 0.6 + 0.5 * np.clip(-dy, 0, 1) + 0.3 * (c.speck[ys, xs] - 0.5)
+        c.img[ys, xs] = np.where(mask[..., None], rock_col * shade[..., None], c.img[ys, xs])
+        c.label[ys, xs] = np.where(mask, ROCK, c.label[ys, xs])
+
+
+def _paint_dontcare(c: _Canvas) -> None:
+    """Small unannotated odd blobs, labelled don't-care."""
+    for bl in c.lay["blobs"]:
+        rx = bl["rx"] / c.aspect
+        box = c.box(bl["x"] - rx, bl["x"] + rx, bl["y"] - bl["ry"], bl["y"] + bl["ry"])
+        if box is None:
+            continue
+        ys, xs = box
+        dx = ((c.xv[xs] - bl["x"]) / rx)[None, :]
+        dy = ((c.yv[ys] - bl["y"]) / bl["ry"])[:, None]
+        mask = dx * dx + dy * dy < 1.0
+        col = bl["colour"] * (0.6 + 0.8 * c.speck[ys, xs, None])
+        c.img[ys, xs] = np.where(mask[..., None], col, c.img[ys, xs])
+        c.label[ys, xs] = np.where(mask, DONTCARE, c.label[ys, xs])
+
+
+#: The painters in the order they paint (and draw their random numbers).
+_PAINTERS = (_paint_sky, _paint_sun, _paint_mountains, _paint_ground, _paint_buildings,
+             _paint_trees, _paint_rocks, _paint_dontcare)
+
+
 def render_scene(
     index: int, *, seed: int = 0, split: str = "train", resolution=(64, 64)
 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -376,224 +686,19 @@ def render_scene(
     # colours (resolution independent), noise lattices (depend on the aspect ratio), pixel noise
     layout_rng, rng, lattice_rng, pixel_rng = map(np.random.default_rng, seq.spawn(4))
     lay = _draw_layout(layout_rng)
-    aspect = ww / hh
-
     yv = ((np.arange(hh) + 0.5) / hh).astype(np.float32)
     xv = ((np.arange(ww) + 0.5) / ww).astype(np.float32)
-    yy, xx = yv[:, None], xv[None, :]
-    h = lay["horizon"]
-    mode = lay["mode"]
-
-    def cells(c: int) -> int:
-        return max(1, round(c * aspect))
-
-    fine = _Noise2D(lattice_rng, 24, cells(24))
-    mid = _Noise2D(lattice_rng, 8, cells(8))
-    n_fine, n_mid = fine(yv, xv), mid(yv, xv)
-    speck = pixel_rng.random((hh, ww), dtype=np.float32)
-
-    # --- sky: vertical gradient, clouds, the sun's glow
-    top, hor = [
-        ((0.22, 0.42, 0.85), (0.68, 0.82, 0.96)),
-        ((0.2, 0.2, 0.5), (0.98, 0.58, 0.32)),
-        ((0.52, 0.55, 0.6), (0.78, 0.78, 0.8)),
-    ][mode]
-    top, hor = _jitter(rng, top, 0.07), _jitter(rng, hor, 0.06)
-    t = np.clip(yy / h, 0.0, 1.0)[..., None]
-    img = np.broadcast_to(top * (1 - t) + hor * t, (hh, ww, 3)).astype(np.float32)
-    cloud_field = 0.6 * _Noise2D(lattice_rng, 4, cells(2))(yv, xv) + 0.4 * n_mid
-    cover = float(rng.uniform(0.35, 0.75)) - (0.2 if mode == 2 else 0.0)
-    cloud = _smoothstep(cover, cover + 0.18, cloud_field)[..., None] * float(rng.uniform(0.5, 0.95))
-    cloud_col = _jitter(rng, [(0.97, 0.97, 0.98), (0.95, 0.72, 0.7), (0.9, 0.9, 0.92)][mode], 0.03)
-    img = img * (1 - cloud) + cloud_col * (cloud * (0.85 + 0.15 * n_fine[..., None]))
-    label = np.full((hh, ww), SKY, dtype=np.int64)
-
-    sun_col = np.array((1.0, 0.96, 0.75) if mode != 1 else (1.0, 0.78, 0.45))
-    if lay["sun"] is not None:
-        sx, sy, sr = lay["sun"]
-        d = np.sqrt(((xx - sx) * aspect) ** 2 + (yy - sy) ** 2)
-        glow = np.exp(-np.maximum(d - sr, 0) / (2.5 * sr))[..., None] * 0.45
-        img = img * (1 - glow) + sun_col * glow
-        disk = d < sr
-        img[disk] = sun_col
-        label[disk] = SUN
-
-    # --- mountains: silhouettes over the horizon, shading, snow caps
-    for m in lay["mountains"]:
-        top_y = h - m["height"] * (0.35 + 0.65 * _ridge(m["ridge"], xv))  # [W]
-        mask = (yy > top_y[None, :]) & (yy < h + 0.01)
-        base = (0.5, 0.55, 0.68) if m["far"] else (0.36, 0.36, 0.3)
-        base = _jitter(rng, base, 0.06)
-        if mode == 1:
-            base = base * np.array((0.8, 0.65, 0.75))
-        rel = ((yy - top_y[None, :]) / max(m["height"], 1e-3))[..., None]
-        shade = 1.0 - 0.25 * np.clip(rel, 0, 1) + 0.25 * (n_fine[..., None] - 0.5)
-        col = base * shade
-        if m["snow"]:
-            snow_line = h - m["height"] * (0.6 + 0.25 * n_mid)
-            snow = ((yy < snow_line) & mask)[..., None]
-            col = np.where(
-                snow, np.array((0.93, 0.94, 0.97)) * (0.9 + 0.1 * n_fine[..., None]), col
-            )
-        img = np.where(mask[..., None], col, img)
-        label[mask] = MOUNTAIN
-
-    # --- ground: grass, sea/pond, beach, road
-    below = yy >= h
-    ground = np.where(below, _ground_class(lay, xx, yy), -1)
-    depth = np.clip((yy - h) / (1 - h), 0, 1)[..., None]
-    grass = _jitter(
-        rng, [(0.3, 0.55, 0.18), (0.55, 0.55, 0.22), (0.25, 0.45, 0.2)][rng.choice(3)], 0.05
-    )
-    if mode == 1:
-        grass = grass * np.array((0.85, 0.7, 0.6))
-    haze = (1 - depth) * 0.35
-    g_tex = 0.75 + 0.35 * n_fine[..., None] + 0.15 * (speck[..., None] - 0.5) * depth
-    grass_img = (grass * g_tex) * (1 - haze) + hor * haze
-    img = np.where((ground == GRASS)[..., None], grass_img, img)
-
-    if lay["sea"] is not None or lay["pond"] is not None:
-        streak = _Noise2D(lattice_rng, 48, cells(3))(yv, xv)
-        deep = _jitter(rng, (0.08, 0.24, 0.42), 0.05)
-        mix = float(rng.uniform(0.3, 0.6))
-        water = deep * (1 - mix) + hor * mix
-        ripple = 0.8 + 0.4 * streak[..., None]
-        water_img = water * ripple
-        if lay["sun"] is not None:
-            sx = lay["sun"][0]
-            glint = np.exp(-(((xx - sx) * aspect / 0.04) ** 2))[..., None] * (
-                streak[..., None] > 0.5
-            )
-            water_img = water_img * (1 - 0.6 * glint) + sun_col * 0.6 * glint
-        img = np.where((ground == WATER)[..., None], water_img, img)
-    sand = _jitter(rng, (0.84, 0.76, 0.55), 0.05)
-    img = np.where((ground == SAND)[..., None], sand * (0.85 + 0.25 * speck[..., None]), img)
-
-    if lay["road"] is not None:
-        road = lay["road"]
-        tt, centre, half = _road_geometry(lay, yy)
-        rel = np.abs(xx - centre) / half
-        asphalt = _jitter(rng, (0.3, 0.3, 0.32), 0.04) * (0.85 + 0.2 * speck[..., None])
-        paint = np.zeros((hh, ww), dtype=bool)
-        if road["edges"]:
-            paint |= (rel > 0.86) & (rel < 0.93)
-        if road["dashes"]:
-            phase = 1.0 / (tt + 0.08)
-            paint |= (rel < 0.04 + 0.5 / max(half.max() * ww, 1)) & (np.mod(phase * 1.5, 1.0) < 0.5)
-        road_img = np.where(paint[..., None], np.array((0.92, 0.92, 0.86)), asphalt)
-        img = np.where((ground == ROAD)[..., None], road_img, img)
-    label = np.where(below, ground, label)
-
-    # --- buildings: rectangles with window grids (lit or dark), optional roof band
-    families = [
-        (0.6, 0.3, 0.22),
-        (0.6, 0.6, 0.6),
-        (0.8, 0.72, 0.55),
-        (0.88, 0.88, 0.85),
-        (0.35, 0.45, 0.6),
-    ]
-    lit_p = 0.5 if mode == 1 else 0.12
-    for b in lay["buildings"]:
-        x0, x1 = b["x"] - b["w"] / 2, b["x"] + b["w"] / 2
-        y0, y1 = b["base"] - b["h"], b["base"]
-        wall = _jitter(rng, families[b["family"]], 0.06)
-        box = _box(x0, x1, y0, y1, hh, ww)
-        if box is None:
-            continue
-        ys, xs = box
-        u = (xv[xs] - x0) / (x1 - x0)  # [w] in [0, 1] across the facade
-        v = (yv[ys] - y0) / (y1 - y0)  # [h] from the top
-        col = wall * (0.9 + 0.15 * (n_fine[ys, xs, None] - 0.5)) * (0.85 + 0.15 * u[None, :, None])
-        roof_h = 0.08 if b["roof"] else 0.0
-        fu = u * b["cols"]
-        fv = (v - roof_h) / (1 - roof_h - 0.06) * b["rows"]
-        in_u = (np.mod(fu, 1.0) > (1 - b["fill"]) / 2) & (np.mod(fu, 1.0) < (1 + b["fill"]) / 2)
-        in_v = (np.mod(fv, 1.0) > 0.25) & (np.mod(fv, 1.0) < 0.8) & (fv >= 0) & (fv < b["rows"])
-        window = in_v[:, None] & in_u[None, :]
-        ci = np.clip(fu.astype(np.int64), 0, 5)
-        ri = np.clip(fv.astype(np.int64), 0, 9)
-        lit = b["lit"][ri][:, ci] < lit_p
-        win_col = np.where(
-            lit[..., None], np.array((0.95, 0.85, 0.45)), np.array((0.14, 0.17, 0.25))
-        )
-        col = np.where(window[..., None], win_col, col)
-        if b["roof"]:
-            col = np.where((v < roof_h)[:, None, None], wall * 0.55, col)
-        img[ys, xs] = col
-        label[ys, xs] = BUILDING
-
-    # --- trees: trunk + crown (round with lobes, or conifer), lit from the sun's side
-    light_x = (lay["sun"][0] - 0.5) * 2 if lay["sun"] is not None else 0.5
-    crowns = [(0.16, 0.4, 0.14), (0.62, 0.45, 0.12), (0.1, 0.3, 0.16)]
-    trunk_col = _jitter(rng, (0.33, 0.22, 0.12), 0.04)
-    for tr in lay["trees"]:
-        r, tx, base = tr["r"], tr["x"], tr["base"]
-        rx = r / aspect  # radius in normalised x
-        crown_cy = base - tr["trunk"] - 0.75 * r
-        top = crown_cy - (1.6 * r if tr["conifer"] else 1.25 * r)
-        leaf = _jitter(rng, crowns[tr["colour"]], 0.05)
-        box = _box(tx - 1.3 * rx, tx + 1.3 * rx, top, base, hh, ww)
-        if box is None:
-            continue
-        ys, xs = box
-        dx = ((xv[xs] - tx) * aspect)[None, :]
-        dy = (yv[ys] - crown_cy)[:, None]
-        if tr["conifer"]:
-            k = np.clip((yv[ys][:, None] - top) / (base - tr["trunk"] * 0.5 - top), 0, 1)
-            crown = np.abs(dx) < r * 0.85 * k * (0.85 + 0.15 * np.cos(k * 40))
-            crown &= yv[ys][:, None] < base - tr["trunk"] * 0.5
-        else:
-            crown = (dx / r) ** 2 + (dy / r) ** 2 < 1.0
-            for lx, ly, lr in tr["lobes"]:
-                cx, cy, rr = 0.55 * lx * r, 0.45 * ly * r - 0.2 * r, r * (0.55 + 0.15 * lr)
-                crown |= ((dx - cx) ** 2 + (dy - cy) ** 2) < rr * rr
-        trunk = (
-            (np.abs(dx) < tr["trunk_w"] / 2)
-            & (yv[ys][:, None] > crown_cy)
-            & (yv[ys][:, None] < base)
-        )
-        mask = crown | trunk
-        side = np.clip(0.5 + 0.5 * (dx * light_x - dy * 0.6) / r, 0, 1)[..., None]
-        crown_col = (
-            leaf * (0.55 + 0.45 * side) * (0.7 + 0.6 * n_fine[ys, xs, None] * speck[ys, xs, None])
-        )
-        col = np.where(crown[..., None], crown_col, trunk_col * (0.85 + 0.3 * speck[ys, xs, None]))
-        img[ys, xs] = np.where(mask[..., None], col, img[ys, xs])
-        label[ys, xs] = np.where(mask, TREE, label[ys, xs])
-
-    # --- rocks: half-ellipse boulders with speckle and a lit top
-    rock_col = _jitter(rng, (0.5, 0.49, 0.47), 0.05)
-    for rk in lay["rocks"]:
-        w, hgt = rk["w"], rk["h"]
-        box = _box(rk["x"] - w / aspect, rk["x"] + w / aspect, rk["base"] - hgt, rk["base"], hh, ww)
-        if box is None:
-            continue
-        ys, xs = box
-        dx = ((xv[xs] - rk["x"]) * aspect / w)[None, :]
-        dy = ((yv[ys] - rk["base"]) / hgt)[:, None]
-        mask = (dx * dx + dy * dy < 1.0) & (dy < 0)
-        shade = 0.6 + 0.5 * np.clip(-dy, 0, 1) + 0.3 * (speck[ys, xs] - 0.5)
-        img[ys, xs] = np.where(mask[..., None], rock_col * shade[..., None], img[ys, xs])
-        label[ys, xs] = np.where(mask, ROCK, label[ys, xs])
-
-    # --- don't-care blobs: small unannotated odd things
-    for bl in lay["blobs"]:
-        rx = bl["rx"] / aspect
-        box = _box(bl["x"] - rx, bl["x"] + rx, bl["y"] - bl["ry"], bl["y"] + bl["ry"], hh, ww)
-        if box is None:
-            continue
-        ys, xs = box
-        dx = ((xv[xs] - bl["x"]) / rx)[None, :]
-        dy = ((yv[ys] - bl["y"]) / bl["ry"])[:, None]
-        mask = dx * dx + dy * dy < 1.0
-        col = bl["colour"] * (0.6 + 0.8 * speck[ys, xs, None])
-        img[ys, xs] = np.where(mask[..., None], col, img[ys, xs])
-        label[ys, xs] = np.where(mask, DONTCARE, label[ys, xs])
-
-    # --- global colour variation and sensor noise
+    aspect = ww / hh
+    n_fine = _Noise2D(lattice_rng, 24, _cells(24, aspect))(yv, xv)
+    n_mid = _Noise2D(lattice_rng, 8, _cells(8, aspect))(yv, xv)
+    canvas = _Canvas(lay=lay, rng=rng, lattice_rng=lattice_rng, yv=yv, xv=xv, n_fine=n_fine,
+                     n_mid=n_mid, speck=pixel_rng.random((hh, ww), dtype=np.float32))
+    for paint in _PAINTERS:
+        paint(canvas)
+    # global colour variation and sensor noise
     gain = _jitter(rng, (1.0, 1.0, 1.0), 0.05) * float(rng.uniform(0.85, 1.1))
-    img = img * gain + pixel_rng.normal(0.0, 0.012, (hh, ww, 1))
-    return np.clip(img, 0.0, 1.0).astype(np.float32), label
+    img = canvas.img * gain + pixel_rng.normal(0.0, 0.012, (hh, ww, 1))
+    return np.clip(img, 0.0, 1.0).astype(np.float32), canvas.label
 
 
 class SyntheticScenes(Dataset):
