@@ -328,6 +328,12 @@ class TrainConfig:
     eval_features: str = "inception"
     #: Weights file of the Inception network (else searched as ``oco-gan evaluate`` does).
     eval_fid_weights: Optional[str] = None
+    #: Periodic evaluation also measures the CFID of conditional samples on the subset's label
+    #: maps (when the conditional branch trains; its best checkpoint goes to ``best_cfid.pt``).
+    eval_cfid: bool = True
+    #: TorchScript segmenter (``oco-gan train-segmenter``): the periodic evaluation also
+    #: measures the mIoU of the conditional samples (``None``: no mIoU).
+    eval_segmenter: Optional[str] = None
     #: Keep a copy of the checkpoint every this many training images in ``snapshots/`` (0: off).
     keep_every: int = 0
     #: Parts kept frozen (stage-wise training, the paper's Table 4 text): any of

@@ -89,6 +89,8 @@ class SelectionTrainer(TrainerCore, Protocol):
     device: torch.device
     #: Whether the unconditional branch trains (``train.mode`` is not ``cond_only``).
     use_uncond: bool
+    #: Whether the conditional branch trains (``train.mode`` is not ``uncond_only``).
+    use_cond: bool
     images_seen: int
     run_dir: Path
 
