@@ -5,87 +5,91 @@ NVlabs' ``networks_stylegan2.py`` names its tensors after its own modules (``map
 Ours nest the same tensors inside the :mod:`ganblocks.nn` blocks (``mapping.net.layers.0.weight``,
 ``synthesis.b8.conv0.conv.affine.bias``, ``synthesis.b8.conv0.noise.strength``, …). The tensors
 themselves are identical: both store unscaled weights with the equalised-LR gains applied at run
-time, so conversion only renames keys.
+time, so conversion only renames keys: :data:`NVLABS_G` and :data:`NVLABS_D` are the
+:class:`ganblocks.convert.StateDictConverter` of each network (NVlabs → ours, and back with
+:meth:`~ganblocks.convert.StateDictConverter.invert`).
 
 Every NVlabs layer also stores its FIR filter ``resample_filter`` whether it resamples or not; the
 filters that are used (those of up/down-sampling layers and of the skip image resampling) are
-loaded, the others are ignored on load and written as the default ``[1, 3, 3, 1]`` filter on
-export.
+loaded, the others are ignored on load (``optional`` rules) and written as the default
+``[1, 3, 3, 1]`` filter on export.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, Mapping
 
 import torch
 from torch import nn
 
-from ganblocks.nn import EqualConv2d
+from ganblocks.convert import Rule, StateDictConverter
 from ganblocks.ops import setup_filter
 
-__all__ = ["from_nvlabs_keys", "load_nvlabs_state_dict", "to_nvlabs_state_dict"]
-
-_Rules = List[Tuple[str, str]]
-
-# (NVlabs pattern, our replacement); applied in order, first match wins, anchored at both ends.
-_G_RULES: _Rules = [
-    (r"mapping\.w_avg", r"mapping.truncation.w_avg"),
-    (r"mapping\.embed\.(weight|bias)", r"mapping.net.embed.\1"),
-    (r"mapping\.fc(\d+)\.(weight|bias)", r"mapping.net.layers.\1.\2"),
-    (r"synthesis\.b(\d+)\.const", r"synthesis.b\1.const"),
-    (r"synthesis\.b(\d+)\.resample_filter", r"synthesis.b\1.torgb.upsample.resample_filter"),
-    (
-        r"synthesis\.b(\d+)\.(conv[01])\.(weight|affine\.weight|affine\.bias|resample_filter)",
-        r"synthesis.b\1.\2.conv.\3",
-    ),
-    (r"synthesis\.b(\d+)\.(conv[01])\.noise_strength", r"synthesis.b\1.\2.noise.strength"),
-    (r"synthesis\.b(\d+)\.(conv[01])\.noise_const", r"synthesis.b\1.\2.noise.const"),
-    (r"synthesis\.b(\d+)\.(conv[01])\.bias", r"synthesis.b\1.\2.bias"),
-    (
-        r"synthesis\.b(\d+)\.torgb\.(weight|affine\.weight|affine\.bias)",
-        r"synthesis.b\1.torgb.conv.\2",
-    ),
-    (r"synthesis\.b(\d+)\.torgb\.bias", r"synthesis.b\1.torgb.bias"),
-    (r"synthesis\.b(\d+)\.skip\.(weight|resample_filter)", r"synthesis.b\1.skip.\2"),
-]
-_D_RULES: _Rules = [
-    (r"mapping\.embed\.(weight|bias)", r"mapping.embed.\1"),
-    (r"mapping\.fc(\d+)\.(weight|bias)", r"mapping.layers.\1.\2"),
-    (r"b(\d+)\.resample_filter", r"b\1.downsample.resample_filter"),
-    (
-        r"b(\d+)\.(fromrgb|conv0|conv1|conv|skip|fc|out)\.(weight|bias|resample_filter)",
-        r"b\1.\2.\3",
-    ),
+__all__ = [
+    "NVLABS_D",
+    "NVLABS_G",
+    "from_nvlabs_keys",
+    "load_nvlabs_state_dict",
+    "to_nvlabs_state_dict",
 ]
 
-# Our key → NVlabs key (the inverse renames).
-_G_INVERSE: _Rules = [
-    (r"mapping\.truncation\.w_avg", r"mapping.w_avg"),
-    (r"mapping\.net\.embed\.(weight|bias)", r"mapping.embed.\1"),
-    (r"mapping\.net\.layers\.(\d+)\.(weight|bias)", r"mapping.fc\1.\2"),
-    (r"synthesis\.b(\d+)\.torgb\.upsample\.resample_filter", r"synthesis.b\1.resample_filter"),
-    (r"synthesis\.b(\d+)\.(conv[01])\.conv\.(.+)", r"synthesis.b\1.\2.\3"),
-    (r"synthesis\.b(\d+)\.(conv[01])\.noise\.strength", r"synthesis.b\1.\2.noise_strength"),
-    (r"synthesis\.b(\d+)\.(conv[01])\.noise\.const", r"synthesis.b\1.\2.noise_const"),
-    (r"synthesis\.b(\d+)\.torgb\.conv\.(.+)", r"synthesis.b\1.torgb.\2"),
-    (r"(synthesis\.b\d+\.(?:const|conv[01]\.bias|torgb\.bias|skip\.\w+))", r"\1"),
-]
-_D_INVERSE: _Rules = [
-    (r"mapping\.embed\.(weight|bias)", r"mapping.embed.\1"),
-    (r"mapping\.layers\.(\d+)\.(weight|bias)", r"mapping.fc\1.\2"),
-    (r"b(\d+)\.downsample\.resample_filter", r"b\1.resample_filter"),
-    (r"(b\d+\.(?:fromrgb|conv0|conv1|conv|skip|fc|out)\.(?:weight|bias|resample_filter))", r"\1"),
-]
+# Placeholders: ``{r}`` a block's resolution, ``{i}`` a layer index, ``{p}`` a tensor's name.
+#: NVlabs generator keys → ours (and back).
+NVLABS_G = StateDictConverter(
+    [
+        Rule("mapping.w_avg", "mapping.truncation.w_avg"),
+        Rule("mapping.embed.{p:weight|bias}", "mapping.net.embed.{p}"),
+        Rule(r"mapping.fc{i:\d+}.{p:weight|bias}", "mapping.net.layers.{i}.{p}"),
+        Rule(r"synthesis.b{r:\d+}.const", "synthesis.b{r}.const"),
+        Rule(r"synthesis.b{r:\d+}.resample_filter", "synthesis.b{r}.torgb.upsample.resample_filter",
+             optional=True),
+        Rule(r"synthesis.b{r:\d+}.conv{i:[01]}.{p:weight|affine\.weight|affine\.bias}",
+             "synthesis.b{r}.conv{i}.conv.{p}"),
+        Rule(r"synthesis.b{r:\d+}.conv{i:[01]}.resample_filter",
+             "synthesis.b{r}.conv{i}.conv.resample_filter", optional=True),
+        Rule(r"synthesis.b{r:\d+}.conv{i:[01]}.noise_{p:strength|const}",
+             "synthesis.b{r}.conv{i}.noise.{p}"),
+        Rule(r"synthesis.b{r:\d+}.conv{i:[01]}.bias", "synthesis.b{r}.conv{i}.bias"),
+        Rule(r"synthesis.b{r:\d+}.torgb.{p:weight|affine\.weight|affine\.bias}",
+             "synthesis.b{r}.torgb.conv.{p}"),
+        Rule(r"synthesis.b{r:\d+}.torgb.bias", "synthesis.b{r}.torgb.bias"),
+        Rule(r"synthesis.b{r:\d+}.skip.weight", "synthesis.b{r}.skip.weight"),
+        Rule(r"synthesis.b{r:\d+}.skip.resample_filter", "synthesis.b{r}.skip.resample_filter",
+             optional=True),
+    ]
+)
 
-_RULES = {"G": (_G_RULES, _G_INVERSE), "D": (_D_RULES, _D_INVERSE)}
+#: NVlabs discriminator keys → ours (and back).
+NVLABS_D = StateDictConverter(
+    [
+        Rule("mapping.embed.{p:weight|bias}", "mapping.embed.{p}"),
+        Rule(r"mapping.fc{i:\d+}.{p:weight|bias}", "mapping.layers.{i}.{p}"),
+        Rule(r"b{r:\d+}.resample_filter", "b{r}.downsample.resample_filter", optional=True),
+        Rule(r"b{r:\d+}.{m:fromrgb|conv0|conv1|conv|skip|fc|out}.{p:weight|bias}", "b{r}.{m}.{p}"),
+        Rule(r"b{r:\d+}.{m:fromrgb|conv0|conv1|conv|skip}.resample_filter",
+             "b{r}.{m}.resample_filter", optional=True),
+    ]
+)
+
+_CONVERTERS = {"G": NVLABS_G, "D": NVLABS_D}
+
+# The NVlabs modules that hold a ``resample_filter`` buffer, each recognised by a key it has:
+# generator blocks, their two convolution layers and resnet skips; discriminator blocks (they
+# always have conv0, the epilogue has not) and their convolutions (fromrgb, conv0/1, skip, and the
+# epilogue's conv).
+_FILTER_OWNERS = {
+    "G": [re.compile(r"(synthesis\.b\d+)\..+"),
+          re.compile(r"(synthesis\.b\d+\.(?:conv[01]|skip))\.weight")],
+    "D": [re.compile(r"(b\d+)\.conv0\.weight"),
+          re.compile(r"(b\d+\.(?:fromrgb|conv0|conv1|skip|conv))\.weight")],
+}
 
 
-def _rename(key: str, rules: _Rules) -> str | None:
-    for pattern, repl in rules:
-        if re.fullmatch(pattern, key):
-            return re.sub(f"^{pattern}$", repl, key)
-    return None
+def _converter(prefix_kind: str) -> StateDictConverter:
+    if prefix_kind not in _CONVERTERS:
+        raise ValueError(f"prefix_kind: expected 'G' or 'D', got {prefix_kind!r}")
+    return _CONVERTERS[prefix_kind]
 
 
 def from_nvlabs_keys(
@@ -93,34 +97,12 @@ def from_nvlabs_keys(
 ) -> Dict[str, torch.Tensor]:
     """Rename an NVlabs ``state_dict`` onto the keys of ``ours`` (our module's state dict).
 
-    Raises ``KeyError`` naming the keys that have no counterpart or are missing.
+    Raises:
+        ganblocks.convert.StateDictMismatchError: (a ``KeyError`` and a ``ValueError``) naming the
+            keys that have no counterpart, the missing ones (under both names) and shape
+            mismatches.
     """
-    rules = _RULES[prefix_kind][0]
-    out: Dict[str, torch.Tensor] = {}
-    unexpected = []
-    for key, value in state_dict.items():
-        new = _rename(key, rules)
-        if new is None:
-            unexpected.append(key)
-        elif new in ours:
-            out[new] = value
-        elif not key.endswith("resample_filter"):  # the filters of non-resampling layers
-            unexpected.append(key)
-    missing = sorted(set(ours) - set(out))
-    if unexpected or missing:
-        raise KeyError(
-            f"state_dict: does not match the network built from these arguments; "
-            f"unexpected keys {unexpected[:8]}{' …' if len(unexpected) > 8 else ''}, "
-            f"missing keys (original names of ours) "
-            f"{[_rename(k, _RULES[prefix_kind][1]) for k in missing[:8]]}"
-        )
-    for key, value in out.items():
-        if tuple(value.shape) != tuple(ours[key].shape):
-            raise ValueError(
-                f"state_dict: {key!r} has shape {tuple(value.shape)}, the network built from these "
-                f"arguments expects {tuple(ours[key].shape)}"
-            )
-    return out
+    return _converter(prefix_kind).convert(state_dict, expected=ours)
 
 
 def load_nvlabs_state_dict(
@@ -148,31 +130,16 @@ def _untracked_w_avg(model: nn.Module) -> str:
     return ""
 
 
-def _unused_filter_modules(model: nn.Module, prefix_kind: str) -> List[str]:
-    """Our module names whose NVlabs counterpart stores a ``resample_filter`` buffer."""
-    from .networks import DiscriminatorBlock, SynthesisBlock, SynthesisLayer
-
-    kinds: Tuple[type, ...]
-    if prefix_kind == "G":
-        kinds = (SynthesisBlock, SynthesisLayer, EqualConv2d)
-    else:
-        kinds = (DiscriminatorBlock, EqualConv2d)
-    return [name for name, m in model.named_modules() if isinstance(m, kinds) and name]
-
-
 def to_nvlabs_state_dict(model: nn.Module, *, prefix_kind: str) -> Dict[str, torch.Tensor]:
     """Our ``model``'s state dict under NVlabs' key names, with every original buffer present."""
-    inverse = _RULES[prefix_kind][1]
-    out: Dict[str, torch.Tensor] = {}
+    converter = _converter(prefix_kind)
     untracked = _untracked_w_avg(model)
-    for key, value in model.state_dict().items():
-        if key == untracked:
-            continue
-        new = _rename(key, inverse)
-        if new is None:
-            raise KeyError(f"model: no original name for our key {key!r}")
-        out[new] = value.detach().clone()
+    ours = {k: v for k, v in model.state_dict().items() if k != untracked}
+    out = {k: v.detach().clone() for k, v in converter.invert(ours).items()}
     default = setup_filter([1, 3, 3, 1])
-    for name in _unused_filter_modules(model, prefix_kind):
-        out.setdefault(f"{name}.resample_filter", default.clone())
+    for pattern in _FILTER_OWNERS[prefix_kind]:
+        for key in list(out):
+            m = pattern.fullmatch(key)
+            if m is not None:
+                out.setdefault(f"{m[1]}.resample_filter", default.clone())
     return out
