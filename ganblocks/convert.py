@@ -1077,9 +1077,9 @@ class StateDictConverter:
         back = self.inverse._match(key)
         if back is not None:
             raise ValueError(
-                f"state_dict: {key!r} matches no rule but has the form of a converted key "
-                f"({self.rules[back[0]]!r}), so the conversion could not be undone; is this "
-                f"state dict already converted?"
+                f"state_dict: {key!r} matches no rule, and under its own name it would read as "
+                f"the output of {self.rules[back[0]]!r}: the conversion could not be undone "
+                f"(a key of another layout, or a state dict converted already?)"
             )
 
     def __repr__(self) -> str:

@@ -17,8 +17,9 @@ from_oasis` reads them from the state dict.
 
 Key names: our sub-modules carry OASIS's names (``fc``, ``body.i.conv_0``, ``body_down.i``, ...);
 only the inside of the SPADE layers (:mod:`recipes.spade.convert`), the legacy spectral-norm
-layout and the ``nn.Sequential`` indices of the D blocks differ, which :meth:`Generator.to_oasis`
-and :meth:`Discriminator.to_oasis` undo.
+layout and the ``nn.Sequential`` indices of the D blocks differ (rules of a
+:class:`ganblocks.convert.StateDictConverter`), which :meth:`Generator.to_oasis` and
+:meth:`Discriminator.to_oasis` undo.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from ganblocks.convert import Rule, StateDictConverter
 from ganblocks.nn import (
     Noise3d,
     ResBlockD,
@@ -38,7 +40,6 @@ from ganblocks.nn import (
 from recipes.spade.convert import (
     load_converted,
     opt_get,
-    rename_keys,
     spade_layers_from_reference,
     spade_layers_to_reference,
 )
@@ -161,19 +162,17 @@ class Generator(SPADETrunk):
 
 # OASIS wraps each D conv in an nn.Sequential after its activation / up-sampling: the conv's
 # index there is 0 (first encoder block), 1 (other encoder blocks' conv1, every conv2) or 2
-# (decoder conv1).
-_D_FROM_OASIS = [
-    (r"^(body_down\.\d+|body_up\.\d+)\.conv1\.[012]\.", r"\1.conv1."),
-    (r"^(body_down\.\d+|body_up\.\d+)\.conv2\.1\.", r"\1.conv2."),
-    (r"^(body_down\.\d+|body_up\.\d+)\.conv_s\.", r"\1.shortcut."),
-]
-_D_TO_OASIS = [
-    (r"^(body_down\.0)\.conv1\.", r"\1.conv1.0."),
-    (r"^(body_down\.[1-9]\d*)\.conv1\.", r"\1.conv1.1."),
-    (r"^(body_up\.\d+)\.conv1\.", r"\1.conv1.2."),
-    (r"^(body_down\.\d+|body_up\.\d+)\.conv2\.", r"\1.conv2.1."),
-    (r"^(body_down\.\d+|body_up\.\d+)\.shortcut\.", r"\1.conv_s."),
-]
+# (decoder conv1). OASIS key → ours; the other keys keep their names.
+_D_KEYS = StateDictConverter(
+    [
+        Rule("body_down.0.conv1.0.{rest:.+}", "body_down.0.conv1.{rest}"),
+        Rule(r"body_down.{i:[1-9]\d*}.conv1.1.{rest:.+}", "body_down.{i}.conv1.{rest}"),
+        Rule(r"body_up.{i:\d+}.conv1.2.{rest:.+}", "body_up.{i}.conv1.{rest}"),
+        Rule(r"{block:body_(?:down|up)\.\d+}.conv2.1.{rest:.+}", "{block}.conv2.{rest}"),
+        Rule(r"{block:body_(?:down|up)\.\d+}.conv_s.{rest:.+}", "{block}.shortcut.{rest}"),
+    ],
+    passthrough=True,
+)
 
 
 class Discriminator(nn.Module):
@@ -260,7 +259,7 @@ class Discriminator(nn.Module):
         """
         n = int(opt_get(opt, "num_res_blocks", _NUM_RES_BLOCKS))
         sn = not opt_get(opt, "no_spectral_norm", False)
-        sd = spectral_norm_from_legacy(rename_keys(state_dict, _D_FROM_OASIS))
+        sd = spectral_norm_from_legacy(_D_KEYS.convert(state_dict))
         weight = "conv1.parametrizations.weight.original" if sn else "conv1.weight"
         try:
             widths = [sd[f"body_down.0.{weight}"].shape[1]]
@@ -278,4 +277,4 @@ class Discriminator(nn.Module):
 
     def to_oasis(self) -> Dict[str, torch.Tensor]:
         """Our state dict under OASIS's key names (loads into ``OASIS_Discriminator``)."""
-        return rename_keys(spectral_norm_to_legacy(self.state_dict()), _D_TO_OASIS)
+        return _D_KEYS.invert(spectral_norm_to_legacy(self.state_dict()))

@@ -327,7 +327,7 @@ def test_optional_outputs_are_dropped_only_when_expected_lacks_them():
 
 def test_two_inputs_written_to_one_key_is_an_error():
     converter = StateDictConverter([Rule("a.{x}", "b.{x}")], passthrough=True)
-    with pytest.raises(ValueError, match="is this state dict already converted"):
+    with pytest.raises(ValueError, match="converted already"):
         converter.convert({"a.w": torch.zeros(1), "b.w": torch.zeros(1)})
     merge = StateDictConverter([Rule("a{i}.w", "w{i}"), Rule("b{i}.w", "w{i}")])
     assert merge.convert({"a1.w": 1}) == {"w1": 1}
