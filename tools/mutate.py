@@ -119,6 +119,7 @@ TESTS: dict[str, list[str]] = {
     "ganblocks/losses/labelmix.py": [
         "tests/losses/test_labelmix.py",
         "tests/losses/test_argument_names.py",
+        "tests/losses/test_losses_pins.py",
     ],
     "ganblocks/losses/oasis.py": [
         "tests/losses/test_oasis_reference.py",
@@ -211,7 +212,10 @@ TESTS: dict[str, list[str]] = {
         "tests/metrics/test_miou_classes.py",
         "tests/metrics/test_metrics_pins.py",
     ],
-    "ganblocks/metrics/inception.py": ["tests/metrics/test_inception.py"],
+    "ganblocks/metrics/inception.py": [
+        "tests/metrics/test_inception.py",
+        "tests/metrics/test_metrics_pins.py",
+    ],
     "ganblocks/metrics/_extract.py": [
         "tests/metrics/test_fid.py",
         "tests/metrics/test_kid.py",

@@ -212,3 +212,38 @@ def test_without_torch_distributed_nothing_else_is_asked(monkeypatch):
     monkeypatch.setattr(dist, "is_available", lambda: False)
     monkeypatch.setattr(dist, "is_initialized", boom)
     assert _distributed.is_distributed() is False
+
+
+# -- Inception helpers --------------------------------------------------------------------------
+
+
+def test_tf_bilinear_resize_describes_what_it_got():
+    from ganblocks.metrics.inception import tf_bilinear_resize
+
+    with pytest.raises(ValueError, match=r"got tensor of shape \(2, 3\) and dtype torch\.float32"):
+        tf_bilinear_resize(torch.zeros(2, 3), (4, 4))
+    with pytest.raises(ValueError, match=r"dtype torch\.int64"):
+        tf_bilinear_resize(torch.zeros(1, 1, 2, 2, dtype=torch.long), (4, 4))
+    with pytest.raises(ValueError, match="got list"):
+        tf_bilinear_resize([[0.0]], (4, 4))
+
+
+def test_fid_helper_weights_are_found_only_where_the_file_is(tmp_path, monkeypatch):
+    """The distribution's file list is only a place to look: a listed but absent file is no
+    weights file (None), a present one is returned."""
+    import importlib.metadata
+    import importlib.util
+
+    from ganblocks.metrics import inception
+
+    class FakeDist:
+        def locate_file(self, name):
+            return tmp_path / name
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: FakeDist())
+    assert inception._fid_helper_weights() is None
+    target = tmp_path / inception._FID_HELPER_PACKAGE / inception._FID_HELPER_FILE
+    target.parent.mkdir()
+    target.write_bytes(b"weights")
+    assert inception._fid_helper_weights() == target
