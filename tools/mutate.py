@@ -130,6 +130,7 @@ TESTS: dict[str, list[str]] = {
         "tests/losses/test_regularizers_reference.py",
         "tests/losses/test_regularizers.py",
         "tests/losses/test_argument_names.py",
+        "tests/losses/test_losses_pins.py",
     ],
     "ganblocks/losses/_checks.py": [
         "tests/losses/test_argument_names.py",
