@@ -117,8 +117,8 @@ class StateDictMismatchError(KeyError, ValueError):
     attributes hold them for programs:
 
     Attributes:
-        unexpected: Keys of the input (or of the output, when their name differs, after `` → ``)
-            that nothing expects.
+        unexpected: Keys of the input that nothing expects (written ``'theirs' → 'ours'`` when
+            the conversion renamed them).
         missing: Expected keys that the input does not provide.
         mismatched: ``(key, got_shape, expected_shape)`` triples.
         incomplete: ``(present_key, missing_partner_keys)`` of groups that a rule needs whole.
