@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -27,33 +28,80 @@ def test_smoke_writes_every_arm_table_and_chart(finished: Path):
     arms = {a["name"]: a for a in res["arms"]}
     assert sorted(arms) == sorted(f"{r}-{m}-s0" for r in ex.REGIMES for m in ex.MODES)
     scale = ex.SCALES["smoke"]
+    assert res["budget"] == "iterations" and res["version"] == 2
     for name, arm in arms.items():
         run = finished / arm["run_dir"]
-        # Every arm is a normal run directory, trained to the step count that sees the same
-        # number of images as every other arm.
+        # Every arm is a normal run directory, trained for the same number of iterations (the
+        # paper's protocol), each branch with the same batch as in its single-branch arm.
         assert (run / "config.json").is_file() and (run / "checkpoint.pt").is_file()
         cfg = json.loads((run / "config.json").read_text())
         assert cfg["train"]["mode"] == arm["mode"] and cfg["data"]["regime"] == arm["regime"]
+        assert arm["steps"] == scale.iterations
+        assert cfg["train"]["batch_uncond"] == scale.batch_uncond
+        assert cfg["train"]["batch_cond"] == (scale.batch_cond_semi if arm["regime"] == "semi"
+                                              else scale.batch_cond)
         bc = cfg["train"]["batch_cond"] if arm["mode"] != "uncond_only" else 0
         bu = cfg["train"]["batch_uncond"] if arm["mode"] != "cond_only" else 0
-        assert arm["steps"] == math.ceil(scale.images / (bu + bc))
-        assert bc == 0 or bc == (scale.batch_cond_semi if arm["regime"] == "semi"
-                                 else scale.batch_cond)
-        # Scored only on what the mode trains.
-        assert set(arm["metrics"]) == set(ex.SCORED[arm["mode"]])
-        for metric, value in arm["metrics"].items():
-            assert value is not None and math.isfinite(value["mean"]), (name, metric)
-    # The summary is the mean over seeds of each arm's metric (one seed here).
+        assert res["images_per_arm"][name] == scale.iterations * (bu + bc)
+        # The curve: evenly spaced points, the last at the last iteration, on what it trains
+        # (the mIoU under the experiment's segmenter).
+        curve = json.loads((run / "selection.json").read_text())
+        steps = [p["step"] for p in curve["points"]]
+        assert steps == [scale.iterations * (k + 1) // scale.curve_points
+                         for k in range(scale.curve_points)]
+        assert curve["points"] == arm["curve"] and curve["num_real"] == scale.curve_num
+        for point in curve["points"]:
+            assert set(point) - {"step", "images"} == set(ex.SCORED[arm["mode"]]), name
+        # The best snapshot is the curve's minimum (mIoU: at the CFID's best), last its end.
+        for metric in ex.SCORED[arm["mode"]]:
+            v = arm["values"][metric]
+            key = "CFID" if metric == "mIoU" else metric
+            best = min(curve["points"], key=lambda p: p[key])
+            assert (v["best"], v["best_step"]) == (best[metric], best["step"]), (name, metric)
+            assert v["last"] == curve["points"][-1][metric]
+            assert v["final"] == arm["metrics"][metric]["mean"]
+            assert math.isfinite(v["final"])
+        if "CFID" in ex.SCORED[arm["mode"]]:
+            assert (run / "best_cfid.pt").is_file()
+    # The summary is the mean over seeds of each arm's values (one seed here).
     for arm in arms.values():
-        for metric, value in arm["metrics"].items():
+        for metric, v in arm["values"].items():
             stats = res["summary"][arm["regime"]][arm["mode"]][metric]
-            assert stats["n"] == 1 and stats["mean"] == pytest.approx(value["mean"])
+            for which in ("best", "last", "final"):
+                assert stats[which]["n"] == 1
+                assert stats[which]["mean"] == pytest.approx(v[which])
     verdicts = [c["verdict"] for c in res["claims"]]
-    assert all(v.startswith("inconclusive (one seed") for v in verdicts)
+    assert all(v.startswith("inconclusive (fewer than two seeds") for v in verdicts)
+    assert res["real_floor"]["num_val"] == scale.curve_num and res["real_floor"]["FID"] >= 0
     md = (finished / "results.md").read_text()
     assert "| hybrid |" in md and "57.4" in md and "55.8" in md  # the paper's numbers beside
+    assert "Real-vs-real FID" in md
     png = (finished / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_images_budget_gives_every_arm_the_hybrids_images(tmp_path: Path):
+    scale = ex.SCALES["cpu"]
+    for budget in ex.BUDGETS:
+        for a in ex.plan_arms(scale, seeds=2, stagewise=True, budget=budget):
+            per = scale.per_step(a.train_mode, a.regime)
+            hybrid = scale.iterations * scale.per_step("hybrid", a.regime)
+            if budget == "iterations":
+                assert a.steps == scale.iterations
+            else:  # within one curve interval of the hybrid's images
+                assert hybrid <= a.steps * per < hybrid + per * scale.curve_points
+            assert a.steps % scale.curve_points == 0
+            assert a.eval_every * scale.curve_points == a.steps * per
+    with pytest.raises(ValueError, match="budget"):
+        ex.plan_arms(scale, seeds=1, budget="epochs")
+    # The budget is part of an experiment's settings.
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "experiment.json").write_text(json.dumps({
+        "format": "oco-gan-ablation", "scale": dataclasses.asdict(ex.SCALES["smoke"]),
+        "seeds": 1, "stagewise": False, "budget": "images", "extra": []}))
+    with pytest.raises(ValueError, match="budget"):
+        ex.run_ablation(out, scale=ex.SCALES["smoke"], seeds=1)
 
 
 def test_rerun_of_a_finished_experiment_trains_nothing(finished: Path, monkeypatch):
@@ -98,6 +146,9 @@ def test_resume_of_a_half_finished_experiment_matches_an_uninterrupted_one(
     resumed = json.loads((out / "results.json").read_text())
     straight = json.loads((finished / "results.json").read_text())
     assert resumed["summary"] == straight["summary"]
+    # The same curves, point for point (the interrupted arm's too).
+    assert [a["curve"] for a in resumed["arms"]] == [a["curve"] for a in straight["arms"]]
+    assert all(len(a["curve"]) == ex.SCALES["smoke"].curve_points for a in resumed["arms"])
 
 
 def test_settings_of_an_existing_experiment_cannot_change(finished: Path):
@@ -105,43 +156,46 @@ def test_settings_of_an_existing_experiment_cannot_change(finished: Path):
         ex.run_ablation(finished, scale=ex.SCALES["smoke"], seeds=2)
 
 
-def test_plan_and_same_images_per_arm():
-    scale = ex.SCALES["cpu"]
-    arms = ex.plan_arms(scale, seeds=3, stagewise=True)
+def test_plan_orders_stage_two_after_stage_one():
+    arms = ex.plan_arms(ex.SCALES["cpu"], seeds=3, stagewise=True)
     assert len(arms) == 2 * 3 * 3 + 2 * 3
     names = [a.name for a in arms]
     for a in arms:
         if a.init_from is not None:  # stage 2 runs after its stage 1
             assert names.index(a.init_from) < names.index(a.name)
-    # Images seen per arm: steps × (batches of the trained branches) within one batch of the budget.
-    for a in arms:
-        bc = scale.batch_cond_semi if a.regime == "semi" else scale.batch_cond
-        per = {"uncond_only": scale.batch_uncond, "cond_only": bc,
-               "hybrid": scale.batch_uncond + bc}[a.train_mode]
-        assert scale.images <= a.steps * per < scale.images + per
     with pytest.raises(ValueError, match="seeds"):
-        ex.plan_arms(scale, seeds=0)
+        ex.plan_arms(ex.SCALES["cpu"], seeds=0)
 
 
-def _stats(values):
-    return ex.report._stats(values)
+def _result(mode, seed, points, regime="limited"):
+    arm = ex.Arm(f"{regime}-{mode}-s{seed}", regime, mode, seed, 4)
+    return ex.report.ArmResult(arm, {"points": points}, {})
 
 
-def test_claim_verdicts_follow_the_standard_error():
-    def summary(base, hyb):
-        return {"limited": {"uncond_only": {"FID": _stats(base)}, "hybrid": {"FID": _stats(hyb)}}}
+def test_claim_verdicts_follow_the_paired_t_test():
+    def claim(base, hyb, last_base=None, last_hyb=None):
+        results = []
+        for s, (b, h) in enumerate(zip(base, hyb)):
+            lb = b if last_base is None else last_base[s]
+            lh = h if last_hyb is None else last_hyb[s]
+            # best = min of the curve; the last point differs from the best one.
+            results += [_result("uncond_only", s, [{"step": 2, "FID": b}, {"step": 4, "FID": lb}]),
+                        _result("hybrid", s, [{"step": 2, "FID": h}, {"step": 4, "FID": lh}])]
+        return ex.summarize(results)["claims"][0]
 
-    text = "claim"
-    confirmed = ex.report._claim(summary([80, 82, 84], [60, 61, 62]), "limited", "FID", "uncond_only",
-                          text)
-    assert confirmed["verdict"] == "confirmed"
-    assert confirmed["improvement"] == pytest.approx(21.0)
-    # se = sqrt(4/3 + 1/3) = 1.29: a 1-point gain is noise, a 21-point loss contradicts.
-    assert ex.report._claim(summary([80, 82, 84], [80, 81, 82]), "limited", "FID", "uncond_only",
-                     text)["verdict"].startswith("inconclusive")
-    assert ex.report._claim(summary([60, 61, 62], [80, 82, 84]), "limited", "FID", "uncond_only",
-                     text)["verdict"] == "contradicted"
-    assert ex.report._claim({}, "limited", "FID", "uncond_only", text)["verdict"] == "not measured"
+    c = claim([80, 82, 84], [60, 61, 62])
+    assert c["verdict"] == "confirmed" and c["best"]["improvements"] == [20, 21, 22]
+    # mean 21, sd 1, se 1/sqrt(3), t(0.975, 2) = 4.303: margin 2.48.
+    assert c["best"]["margin"] == pytest.approx(4.303 / math.sqrt(3))
+    # Same-seed pairing: seeds move together, so a steady 2-point gain is found although the
+    # seeds' spread (20 points) is far larger; the unpaired spread would hide it.
+    assert claim([60, 80, 100], [58, 78.5, 97.5])["verdict"] == "confirmed"
+    assert claim([80, 82, 84], [80, 81, 85])["verdict"].startswith("inconclusive")
+    assert claim([60, 61, 62], [80, 82, 84])["verdict"].startswith("not confirmed")
+    # The best snapshot decides; the last one is reported beside it.
+    c = claim([80, 82, 84], [60, 61, 62], last_base=[90, 90, 90], last_hyb=[95, 96, 97])
+    assert c["verdict"] == "confirmed" and c["last"]["verdict"].startswith("not confirmed")
+    assert ex.summarize([])["claims"][0]["verdict"] == "not measured"
 
 
 def test_wall_time_is_summed_over_sittings(finished: Path):
@@ -217,15 +271,13 @@ def test_a_stop_signal_reaches_the_running_arms_once_and_starts_no_new_one():
 def test_a_changed_default_seed_count_or_note_resumes(finished: Path, monkeypatch):
     """Neither changes an arm (the seed count used is stored on its own), so an experiment
     started before such an edit continues; a changed protocol is still refused."""
-    import dataclasses
-
     calls = []
     monkeypatch.setattr(ex.runner, "in_process", lambda argv, log: calls.append(argv) or 0)
     scale = dataclasses.replace(ex.SCALES["smoke"], default_seeds=7, note="edited")
     res = ex.run_ablation(finished, scale=scale, seeds=1, progress=False, log=lambda m: None)
     assert calls == [] and res["seeds"] == 1
     with pytest.raises(ValueError, match="scale"):
-        ex.run_ablation(finished, scale=dataclasses.replace(scale, images=48), seeds=1)
+        ex.run_ablation(finished, scale=dataclasses.replace(scale, iterations=6), seeds=1)
 
 
 def test_stagewise_arms_start_from_stage_one_and_keep_it_frozen(tmp_path: Path):

@@ -3,13 +3,16 @@
 The design (paper §4.3, Table 4): three training modes (``uncond_only``, ``cond_only``,
 ``hybrid``) × two data regimes (``limited``: a small fully labelled subset; ``semi``: every image,
 few of them labelled), ``S`` seeds each. Every *arm* is an ordinary run directory under
-``OUT/arms/`` (inspect it, resume it, evaluate it on its own), trained for the same number of
-images seen (batch_uncond + batch_cond per iteration, so single-branch arms run more iterations),
-then evaluated with its EMA generator on what it trains: FID of unconditional samples for
-``uncond_only`` and ``hybrid``, CFID and mIoU (under one proxy segmenter trained once per
-experiment) of conditional samples for ``cond_only`` and ``hybrid``. The summary goes to
-``OUT/results.json``, ``OUT/results.md`` (mean ± std over seeds, the paper's numbers beside them,
-and a verdict on each of the paper's two claims) and ``OUT/results.png`` (bars with error bars).
+``OUT/arms/`` (inspect it, resume it, evaluate it on its own). As in the paper, every arm trains
+the same number of iterations and a branch has the same batch in the hybrid arm as in its
+single-branch arm (``--budget images`` gives every arm the hybrid's images seen instead: not the
+paper's protocol). During training each arm measures, on a fixed schedule and on fixed sample
+sets, what it trains: FID of unconditional samples, CFID and mIoU (under one proxy segmenter
+trained first, once per experiment) of conditional samples; the curve stays in the arm's
+``selection.json``. The last checkpoint is then evaluated in full (several sample sets, KID). The
+summary goes to ``OUT/results.json``, ``OUT/results.md`` (the best and the last snapshot of each
+metric, mean ± std over seeds, the paper's numbers beside them, and a verdict on each of the
+paper's two claims from paired same-seed differences) and ``OUT/results.png`` (the curves).
 
 ``--arms stagewise`` adds the two stage-wise variants of the paper's text (train one branch,
 freeze it, train the other) in the limited regime; stage 1 is the ``uncond_only`` /
@@ -25,10 +28,10 @@ as subprocesses), :mod:`.runner` (training and evaluating the arms), :mod:`.repo
 verdicts, table, chart) and :mod:`.cli` (the ``oco-gan experiment`` command).
 """
 
-from .plan import MODES, PAPER, REGIMES, SCALES, SCORED, Arm, Scale, plan_arms
+from .plan import BUDGETS, MODES, PAPER, REGIMES, SCALES, SCORED, Arm, Scale, plan_arms
 from .procs import Interrupted
 from .report import results_chart, results_markdown, summarize
 from .runner import run_ablation
 
-__all__ = ["MODES", "PAPER", "REGIMES", "SCALES", "SCORED", "Arm", "Interrupted", "Scale",
-           "plan_arms", "results_chart", "results_markdown", "run_ablation", "summarize"]
+__all__ = ["BUDGETS", "MODES", "PAPER", "REGIMES", "SCALES", "SCORED", "Arm", "Interrupted",
+           "Scale", "plan_arms", "results_chart", "results_markdown", "run_ablation", "summarize"]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .plan import SCALES
+from .plan import BUDGETS, SCALES
 from .procs import Interrupted
 from .report import results_markdown
 from .runner import run_ablation
@@ -32,6 +32,10 @@ def register(sub: Any) -> None:
     a.add_argument("--data", default=None, metavar="PATH", help="data set root (data.root)")
     a.add_argument("--arms", choices=["table4", "stagewise"], default="table4",
                    help="table4 (default), or stagewise: also the two stage-wise variants")
+    a.add_argument("--budget", choices=list(BUDGETS), default="iterations",
+                   help="iterations (default, the paper's protocol: every arm trains the same "
+                        "iterations, the hybrid's step is the sum of the branches' batches) or "
+                        "images (NOT the paper's: every arm sees as many images as the hybrid)")
     a.add_argument("--jobs", type=int, default=1, metavar="N", help="arms trained side by side")
     a.add_argument("--launcher", default="", metavar="CMD",
                    help='run each arm under CMD, e.g. "torchrun --nproc_per_node=4"')
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     command = "oco-gan " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else ""
     try:
         results = run_ablation(Path(args.out), scale=scale, seeds=seeds,
-                               stagewise=args.arms == "stagewise", extra=extra, jobs=args.jobs,
+                               stagewise=args.arms == "stagewise", budget=args.budget,
+                               extra=extra, jobs=args.jobs,
                                launcher=shlex.split(args.launcher), device=args.device,
                                progress=not args.no_progress, command=command or
                                f"oco-gan experiment ablation --scale {scale.name} --out "

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["MODES", "PAPER", "REGIMES", "SCALES", "SCORED", "Arm", "Scale", "plan_arms",
+__all__ = ["BUDGETS", "MODES", "PAPER", "REGIMES", "SCALES", "SCORED", "Arm", "Scale", "plan_arms",
            "train_overrides"]
 
 MODES = ("uncond_only", "cond_only", "hybrid")
@@ -27,9 +27,17 @@ PAPER = {
 RESULTS_FORMAT = "oco-gan-ablation"
 
 
+#: How much every arm trains. ``iterations`` (the paper's protocol, the default): the same number
+#: of iterations for every arm, each branch with the same batch in the hybrid arm as in its
+#: single-branch arm, so a hybrid step is the sum of the two. ``images`` (not the paper's): every
+#: arm sees as many images as the hybrid arm does in that many iterations, so the single-branch
+#: arms train for more iterations.
+BUDGETS = ("iterations", "images")
+
+
 @dataclass(frozen=True)
 class Scale:
-    """One size of the experiment: data, batches, images per arm and the evaluation protocol."""
+    """One size of the experiment: data, batches, training length and the evaluation protocol."""
 
     name: str
     preset: str
@@ -43,10 +51,16 @@ class Scale:
     batch_cond: int
     #: Conditional batch in the ``semi`` regime (the paper's 4, scaled like the other batches).
     batch_cond_semi: int
-    #: Images seen by every arm (per stage for the stage-wise arms).
-    images: int
+    #: Training iterations of every arm (per stage for the stage-wise arms) under the paper's
+    #: ``iterations`` budget; the ``images`` budget derives from it (see :data:`BUDGETS`).
+    iterations: int
     default_seeds: int
-    #: Evaluation: feature network, images per set, sample sets, KID subset size.
+    #: Model selection during training: points of every arm's FID / CFID / mIoU curve (evenly
+    #: spaced; the last at the last iteration), and validation images (= samples) per point.
+    curve_points: int
+    curve_num: int
+    #: Final evaluation of the last checkpoint: feature network (also the curves'), images per
+    #: set, sample sets, KID subset size.
     features: str
     eval_real: Optional[int]
     eval_fake: Optional[int]
@@ -60,12 +74,42 @@ class Scale:
     #: Overrides of the ``semi`` regime only (the paper's Cityscapes25K adds ``train_extra``).
     semi_overrides: Tuple[str, ...] = field(default_factory=tuple)
 
-    def steps(self, mode: str, regime: str) -> int:
-        """Iterations of ``mode`` that see :attr:`images` images (rounded up)."""
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.curve_points < 1 or self.iterations % self.curve_points:
+            raise ValueError(f"Scale {self.name}: iterations ({self.iterations}) must be a "
+                             f"positive multiple of curve_points ({self.curve_points})")
+
+    def per_step(self, mode: str, regime: str) -> int:
+        """Images one iteration of ``mode`` sees in ``regime``."""
         bc = self.batch_cond_semi if regime == "semi" else self.batch_cond
-        per_step = {"uncond_only": self.batch_uncond, "cond_only": bc,
-                    "hybrid": self.batch_uncond + bc}[mode]
-        return max(1, math.ceil(self.images / per_step))
+        return {"uncond_only": self.batch_uncond, "cond_only": bc,
+                "hybrid": self.batch_uncond + bc}[mode]
+
+    def steps(self, mode: str, regime: str, budget: str = "iterations") -> int:
+        """Iterations of ``mode`` in ``regime`` under ``budget`` (one of :data:`BUDGETS`).
+
+        Example:
+            >>> s = SCALES["cpu"]
+            >>> s.steps("cond_only", "semi") == s.steps("hybrid", "semi") == s.iterations
+            True
+            >>> s.steps("cond_only", "semi", "images") * s.per_step("cond_only", "semi") == (
+            ...     s.iterations * s.per_step("hybrid", "semi"))
+            True
+        """
+        if budget == "iterations":
+            return self.iterations
+        if budget != "images":
+            raise ValueError(f"budget: expected one of {BUDGETS}, got {budget!r}")
+        images = self.iterations * self.per_step("hybrid", regime)
+        # A multiple of curve_points, so that every arm's curve has the same number of points.
+        k = self.curve_points
+        return k * max(1, math.ceil(images / self.per_step(mode, regime) / k))
+
+    def eval_every(self, mode: str, regime: str, budget: str = "iterations") -> int:
+        """``train.eval_every`` (in images) that puts :attr:`curve_points` evaluations on the
+        arm's curve, the last at its last iteration."""
+        steps = self.steps(mode, regime, budget)
+        return self.per_step(mode, regime) * steps // self.curve_points
 
 
 SCALES: Dict[str, Scale] = {
@@ -76,7 +120,8 @@ SCALES: Dict[str, Scale] = {
                    "train.checkpoint_every=1000", "train.num_samples=2",
                    "train.ema_rampup_steps=2"),
         limited_subset=24, semi_labelled=6, batch_uncond=4, batch_cond=2, batch_cond_semi=1,
-        images=24, default_seeds=1, features="randconv", eval_real=16, eval_fake=16,
+        iterations=4, default_seeds=1, curve_points=2, curve_num=16, features="randconv",
+        eval_real=16, eval_fake=16,
         eval_repeats=2, kid_subsets=4, kid_subset_size=8, segmenter_steps=5, segmenter_width=4,
         note="machinery check only: a few iterations, random-convolution features",
     ),
@@ -88,7 +133,8 @@ SCALES: Dict[str, Scale] = {
         overrides=("data.synthetic_size=4000", "train.log_every=50", "train.sample_every=500",
                    "train.checkpoint_every=250", "train.ema_rampup_steps=200"),
         limited_subset=500, semi_labelled=200, batch_uncond=16, batch_cond=8, batch_cond_semi=2,
-        images=6000, default_seeds=2, features="inception", eval_real=500, eval_fake=500,
+        iterations=3000, default_seeds=2, curve_points=15, curve_num=500,
+        features="inception", eval_real=500, eval_fake=500,
         eval_repeats=2, kid_subsets=50, kid_subset_size=250,
         segmenter_steps=400, segmenter_width=16,
         note="SyntheticScenes 32x32, TF-Inception FID on 500 images per set",
@@ -98,7 +144,8 @@ SCALES: Dict[str, Scale] = {
     "paper": Scale(
         name="paper", preset="cityscapes", overrides=(), limited_subset=None,
         semi_labelled=500, batch_uncond=32, batch_cond=16, batch_cond_semi=4,
-        images=25_000_000, default_seeds=1, features="inception", eval_real=None, eval_fake=None,
+        iterations=500_000, default_seeds=1, curve_points=100, curve_num=2048,
+        features="inception", eval_real=None, eval_fake=None,
         eval_repeats=5, kid_subsets=100, kid_subset_size=1000,
         segmenter_steps=20000, segmenter_width=64,
         note="Cityscapes 256x512, the paper's batches; use a DRN-D-105 segmenter for published "
@@ -117,6 +164,8 @@ class Arm:
     mode: str  # a train.mode, or a stage-wise variant's name
     seed: int
     steps: int
+    #: ``train.eval_every`` of the arm (images between two points of its curve).
+    eval_every: int = 0
     #: Stage-wise arms: the arm whose weights start this one, and the frozen parts.
     init_from: Optional[str] = None
     freeze: Tuple[str, ...] = ()
@@ -127,42 +176,57 @@ class Arm:
         return SCORED[self.mode]
 
 
-def plan_arms(scale: Scale, *, seeds: int, stagewise: bool = False) -> List[Arm]:
+def plan_arms(scale: Scale, *, seeds: int, stagewise: bool = False,
+              budget: str = "iterations") -> List[Arm]:
     """The arms of the experiment, in an order where every arm comes after its ``init_from``.
 
     Example:
-        >>> [a.name for a in plan_arms(SCALES["smoke"], seeds=1)][:3]
+        >>> arms = plan_arms(SCALES["smoke"], seeds=1)
+        >>> [a.name for a in arms][:3]
         ['limited-uncond_only-s0', 'limited-cond_only-s0', 'limited-hybrid-s0']
+        >>> [a.steps for a in arms][:3], [a.eval_every for a in arms][:3]
+        ([4, 4, 4], [8, 4, 12])
     """
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
-    arms: List[Arm] = []
-    for regime in REGIMES:
-        for seed in range(seeds):
-            for mode in MODES:
-                arms.append(Arm(f"{regime}-{mode}-s{seed}", regime, mode, seed,
-                                scale.steps(mode, "limited" if regime == "limited" else "semi"),
-                                train_mode=mode))
+    if budget not in BUDGETS:
+        raise ValueError(f"budget: expected one of {BUDGETS}, got {budget!r}")
+
+    def arm(name: str, regime: str, mode: str, seed: int, train_mode: str, **kw) -> Arm:
+        return Arm(name, regime, mode, seed, scale.steps(train_mode, regime, budget),
+                   eval_every=scale.eval_every(train_mode, regime, budget),
+                   train_mode=train_mode, **kw)
+
+    arms = [arm(f"{regime}-{mode}-s{seed}", regime, mode, seed, mode)
+            for regime in REGIMES for seed in range(seeds) for mode in MODES]
     if stagewise:
         for seed in range(seeds):
             # Stage 2 trains the other branch with the first one (and the shared synthesis) fixed.
-            arms.append(Arm(f"limited-stage_uncond_then_cond-s{seed}", "limited",
-                            "stage_uncond_then_cond", seed, scale.steps("cond_only", "limited"),
+            arms.append(arm(f"limited-stage_uncond_then_cond-s{seed}", "limited",
+                            "stage_uncond_then_cond", seed, "cond_only",
                             init_from=f"limited-uncond_only-s{seed}",
-                            freeze=("uncond_style", "synthesis"), train_mode="cond_only"))
-            arms.append(Arm(f"limited-stage_cond_then_uncond-s{seed}", "limited",
-                            "stage_cond_then_uncond", seed, scale.steps("uncond_only", "limited"),
+                            freeze=("uncond_style", "synthesis")))
+            arms.append(arm(f"limited-stage_cond_then_uncond-s{seed}", "limited",
+                            "stage_cond_then_uncond", seed, "uncond_only",
                             init_from=f"limited-cond_only-s{seed}",
-                            freeze=("cond_style", "synthesis"), train_mode="uncond_only"))
+                            freeze=("cond_style", "synthesis")))
     return arms
 
 
-def train_overrides(scale: Scale, arm: Arm, extra: Sequence[str]) -> List[str]:
+def train_overrides(scale: Scale, arm: Arm, extra: Sequence[str], *,
+                    segmenter: Optional[str] = None) -> List[str]:
+    """The ``key=value`` overrides of ``arm``'s training run (``extra`` last, so it wins):
+    the scale's data and model, the regime's batches and split, the arm's seed, its curve's
+    schedule (with ``segmenter`` for the curve's mIoU) and its frozen parts."""
     bc = scale.batch_cond_semi if arm.regime == "semi" else scale.batch_cond
     semi = scale.semi_overrides if arm.regime == "semi" else ()
     out = [*scale.overrides, *semi,
            f"train.batch_uncond={scale.batch_uncond}", f"train.batch_cond={bc}",
-           f"train.seed={arm.seed}", f"data.split_seed={arm.seed}"]
+           f"train.seed={arm.seed}", f"data.split_seed={arm.seed}",
+           f"train.eval_every={arm.eval_every}", f"train.eval_num={scale.curve_num}",
+           f"train.eval_features={scale.features}"]
+    if segmenter is not None:
+        out.append(f"train.eval_segmenter={segmenter}")
     if arm.regime == "limited" and scale.limited_subset is not None:
         out.append(f"data.subset={scale.limited_subset}")
     if arm.regime == "semi" and scale.semi_labelled is not None:

@@ -8,8 +8,9 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ..train_select import read_curve
 from .plan import RESULTS_FORMAT, Arm, Scale, plan_arms, train_overrides
 from .procs import (
     Children,
@@ -20,7 +21,7 @@ from .procs import (
     run_all,
     subprocess_runner,
 )
-from .report import results_chart, results_markdown, summarize
+from .report import ArmResult, arm_entry, results_chart, results_markdown, summarize
 
 __all__ = ["run_ablation"]
 
@@ -39,7 +40,7 @@ def _checkpoint_step(run_dir: Path) -> Optional[int]:
 
 
 def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequence[str],
-               device: str, progress: bool) -> None:
+               segmenter: Path, device: str, progress: bool) -> None:
     run_dir = out / "arms" / arm.name
     step = _checkpoint_step(run_dir)
     if step is not None and step >= arm.steps:
@@ -55,7 +56,7 @@ def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequ
                 "--mode", arm.train_mode, "--steps", str(arm.steps), *common]
         if arm.init_from is not None:
             argv += ["--init-from", str(out / "arms" / arm.init_from)]
-        argv += train_overrides(scale, arm, extra)
+        argv += train_overrides(scale, arm, extra, segmenter=str(segmenter.resolve()))
     else:
         argv = ["train", "--resume", "--steps", str(arm.steps), *common]
     rc = runner(argv, run_dir.parent / f"{arm.name}.log")
@@ -87,6 +88,43 @@ def _segmenter(scale: Scale, *, out: Path, runner: Runner, extra: Sequence[str],
         raise Interrupted(f"the proxy segmenter did not finish (exit code {rc}); rerun the same "
                           "command to continue")
     return path
+
+
+def real_floor(scale: Scale, *, out: Path, extra: Sequence[str], device: str) -> Dict[str, Any]:
+    """FID between two sets of *real* images of the curves' size (:attr:`Scale.curve_num`): the
+    first validation images (the curves' reals) and as many training images. No generator gets
+    below this at that sample size (FID is biased upwards at small sizes), so it is the scale's
+    floor, reported beside the curves. Cached in ``out/real_floor.json``."""
+    path = out / "real_floor.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    import torch
+
+    from ganblocks.metrics import FrechetInceptionDistance
+
+    from ..config import apply_overrides, get_preset
+    from ..evaluate import make_feature_extractor
+    from ..segmenter import real_dataset
+
+    cfg = apply_overrides(get_preset(scale.preset),
+                          [o for o in (*scale.overrides, *extra) if o.startswith("data.")])
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    fid = FrechetInceptionDistance(make_feature_extractor(scale.features, device=dev))
+    counts = {}
+    for split, real in (("val", True), ("train", False)):
+        ds = real_dataset(cfg, split)
+        n = min(scale.curve_num, len(ds))
+        counts[split] = n
+        for s in range(0, n, 32):
+            images = torch.stack([ds.get_item(i, flip=False)["image"]
+                                  for i in range(s, min(n, s + 32))])
+            with torch.no_grad():
+                fid.update(images.to(dev), real=real)
+    floor = {"FID": fid.compute(), "num_val": counts["val"], "num_train": counts["train"],
+             "features": scale.features}
+    _write_text(path, json.dumps(floor, indent=2) + "\n")
+    return floor
 
 
 def _evaluate_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, segmenter: Path,
@@ -142,10 +180,15 @@ def _what_counts(value: Any) -> Any:
 
 
 def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False,
-                 extra: Sequence[str] = (), jobs: int = 1, launcher: Sequence[str] = (),
+                 budget: str = "iterations", extra: Sequence[str] = (), jobs: int = 1,
+                 launcher: Sequence[str] = (),
                  device: str = "auto", progress: bool = True,
                  command: str = "", log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Train (or resume) and evaluate every arm, then write the summary files into ``out``.
+
+    ``budget`` is ``"iterations"`` (the paper's protocol) or ``"images"`` (see
+    :data:`~recipes.oco_gan.experiment.plan.BUDGETS`). Every arm keeps its model-selection curve
+    (``arms/NAME/selection.json``); the summary reports the best and the last point of each.
 
     Every sitting's wall time (also an interrupted one's) is kept in ``out/sittings.jsonl``;
     ``results.json`` reports their sum as ``wall_seconds``.
@@ -156,7 +199,7 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     """
     out.mkdir(parents=True, exist_ok=True)
     plan = {"format": RESULTS_FORMAT, "scale": asdict(scale), "seeds": seeds,
-            "stagewise": stagewise, "extra": list(extra)}
+            "stagewise": stagewise, "budget": budget, "extra": list(extra)}
     plan_path = out / "experiment.json"
     if plan_path.is_file():
         old = json.loads(plan_path.read_text())
@@ -170,9 +213,9 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
         _write_text(plan_path, json.dumps(plan, indent=2) + "\n")
     start = time.time()
     try:
-        results = _run_ablation(out, scale=scale, seeds=seeds, stagewise=stagewise, extra=extra,
-                                jobs=jobs, launcher=launcher, device=device, progress=progress,
-                                command=command, log=log)
+        results = _run_ablation(out, scale=scale, seeds=seeds, stagewise=stagewise,
+                                budget=budget, extra=extra, jobs=jobs, launcher=launcher,
+                                device=device, progress=progress, command=command, log=log)
     except BaseException:
         _record_sitting(out, start, time.time())
         raise
@@ -184,54 +227,57 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     return results
 
 
-def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool,
+def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budget: str,
                   extra: Sequence[str], jobs: int, launcher: Sequence[str], device: str,
                   progress: bool, command: str, log: Callable[[str], None]) -> Dict[str, Any]:
-    arms = plan_arms(scale, seeds=seeds, stagewise=stagewise)
+    arms = plan_arms(scale, seeds=seeds, stagewise=stagewise, budget=budget)
     parallel = jobs > 1 or bool(launcher)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     children = Children()
     runner = subprocess_runner(launcher, threads, children) if parallel else in_process
-    kw = dict(scale=scale, out=out, runner=runner, extra=extra, device=device,
-              progress=progress and not parallel)
+    show = progress and not parallel
     start = time.time()
-
-    def train(arm: Arm) -> None:
-        log(f"oco-gan experiment: arm {arm.name} ({arm.steps} iterations)")
-        _train_arm(arm, **kw)
-
     halt = children.stopping
     with forward_signals(children):
+        # The proxy segmenter first: every arm's curve measures the mIoU with it.
+        segmenter = _segmenter(scale, out=out, runner=runner, extra=extra, device=device,
+                               progress=show)
+
+        def train(arm: Arm) -> None:
+            log(f"oco-gan experiment: arm {arm.name} ({arm.steps} iterations)")
+            _train_arm(arm, scale=scale, out=out, runner=runner, extra=extra,
+                       segmenter=segmenter, device=device, progress=show)
+
         for stage in ([a for a in arms if a.init_from is None],
                       [a for a in arms if a.init_from is not None]):
             run_all(train, stage, jobs=jobs, halt=halt)
         if halt.is_set():
             raise Interrupted("stopped by a signal; rerun the same command to continue")
-        segmenter = _segmenter(scale, out=out, runner=runner, extra=extra, device=device,
-                               progress=kw["progress"])
 
         def evaluate(arm: Arm) -> Dict[str, Any]:
             log(f"oco-gan experiment: evaluating {arm.name}")
             return _evaluate_arm(arm, scale=scale, out=out, runner=runner, segmenter=segmenter,
-                                 device=device, progress=kw["progress"])
+                                 device=device, progress=show)
 
         # Evaluations are independent too: side by side like the training runs (same order).
         evaluated = run_all(evaluate, arms, jobs=jobs, halt=halt)
         if halt.is_set():
             raise Interrupted("stopped by a signal; rerun the same command to continue")
-    arm_results: List[Tuple[Arm, Dict[str, Any]]] = list(zip(arms, evaluated))
-    results: Dict[str, Any] = {
-        "format": RESULTS_FORMAT, "version": 1, "scale": scale.name, "note": scale.note,
-        "command": command, "seeds": seeds, "images_per_arm": scale.images,
+    floor = real_floor(scale, out=out, extra=extra, device=device)
+    arm_results = [ArmResult(a, read_curve(out / "arms" / a.name), r)
+                   for a, r in zip(arms, evaluated)]
+    return {
+        "format": RESULTS_FORMAT, "version": 2, "scale": scale.name, "note": scale.note,
+        "command": command, "seeds": seeds, "budget": budget,
+        "iterations": {a.name: a.steps for a in arms},
+        "images_per_arm": {a.name: a.steps * scale.per_step(a.train_mode, a.regime)
+                           for a in arms},
+        "curve_points": scale.curve_points, "curve_num": scale.curve_num,
         "features": scale.features, "eval_repeats": scale.eval_repeats,
-        "segmenter_miou_real": next((r["segmenter"]["miou_real"] for _, r in arm_results
+        "real_floor": floor,
+        "segmenter_miou_real": next((r["segmenter"]["miou_real"] for _, r in zip(arms, evaluated)
                                      if r.get("segmenter")), None),
-        "arms": [{"name": a.name, "regime": a.regime, "mode": a.mode, "seed": a.seed,
-                  "steps": a.steps, "run_dir": str(Path("arms") / a.name),
-                  "init_from": a.init_from, "freeze": list(a.freeze),
-                  "metrics": {m: (r.get("metrics") or {}).get(m) for m in a.scored}}
-                 for a, r in arm_results],
+        "arms": [arm_entry(r) for r in arm_results],
         **summarize(arm_results),
         "seconds_this_sitting": time.time() - start,
     }
-    return results
