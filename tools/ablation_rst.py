@@ -4,7 +4,7 @@ The docs table is generated from the run's own file (and ``tests/docs/test_exper
 checks that the page still agrees with the committed ``results.json``), so the published numbers
 are the measured ones. Usage (from the repository root)::
 
-    python tools/ablation_rst.py docs/_static/ablation-cpu/results.json
+    python tools/ablation_rst.py runs/ablation-cpu/results.json
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ def cell(stats: Optional[Dict[str, Any]], metric: str) -> str:
 
 
 def table(results: Dict[str, Any]) -> List[str]:
-    """The list-table: one row per regime × mode, ours and the paper's value per metric."""
-    head = ["regime", "arm"] + [f"{m} {who}" for m in METRICS for who in ("(ours)", "(paper)")]
+    """The list-table: one row per regime × mode; per metric our best and last snapshot (mean ±
+    std over seeds, then each seed's value) and the paper's value."""
+    head = ["regime", "arm"] + [f"{m} {who}" for m in METRICS
+                                for who in ("best", "last", "(paper)")]
     lines = [".. list-table::", "   :header-rows: 1", ""]
     lines += [("   * - " if i == 0 else "     - ") + h for i, h in enumerate(head)]
     for regime in REGIMES:
@@ -54,23 +56,31 @@ def table(results: Dict[str, Any]) -> List[str]:
             paper = PAPER.get(regime, {}).get(mode, {})
             row = [regime, f"``{mode}``"]
             for m in METRICS:
-                row += [cell(modes[mode].get(m), m),
+                s = modes[mode].get(m) or {}
+                row += [cell(s.get("best"), m), cell(s.get("last"), m),
                         f"{paper[m]:.1f}" if m in paper else "–"]
             lines += [("   * - " if i == 0 else "     - ") + c for i, c in enumerate(row)]
     return lines
 
 
 def claims(results: Dict[str, Any]) -> List[str]:
-    """One bullet per claim: the verdict, both means, the difference and its standard error."""
+    """One bullet per claim: the verdict, the seed means, the same-seed improvements and the
+    test's margin, for the best snapshots (the verdict's) and the last ones."""
     out = []
     for c in results["claims"]:
         text = f"* {c['claim']}: **{c['verdict']}**"
-        if "improvement" in c:
-            text += (f" ({c['baseline']} {c['baseline_mean']:.1f} → hybrid "
-                     f"{c['hybrid_mean']:.1f}, improvement {c['improvement']:+.1f}")
-            if "standard_error" in c:
-                text += f", standard error {c['standard_error']:.1f}"
-            text += f"; paper {c['paper'][0]} → {c['paper'][1]})"
+        for which in ("best", "last"):
+            s = c.get(which, {})
+            if "improvements" not in s:
+                continue
+            diffs = ", ".join(f"{d:+.1f}" for d in s["improvements"])
+            text += (f"; {which} snapshots: {c['baseline']} {s['baseline_mean']:.1f} → hybrid "
+                     f"{s['hybrid_mean']:.1f}, same-seed improvements {diffs}")
+            if "margin" in s:
+                text += f" (mean {s['mean_improvement']:+.1f}, margin ±{s['margin']:.1f})"
+            if which == "last":
+                text += f": {s['verdict']}"
+        text += f"; paper {c['paper'][0]} → {c['paper'][1]}"
         out.append(text)
     return out
 
