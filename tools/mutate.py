@@ -191,7 +191,10 @@ TESTS: dict[str, list[str]] = {
         "tests/recipe/test_data_generic.py",
         "tests/recipe/test_folder_data.py",
     ],
-    "ganblocks/train/checkpoint.py": ["tests/train/test_checkpoint.py"],
+    "ganblocks/train/checkpoint.py": [
+        "tests/train/test_checkpoint.py",
+        "tests/train/test_train_pins.py",
+    ],
     "ganblocks/train/distributed.py": ["tests/train/test_train_pins.py"],
     "ganblocks/train/ema.py": ["tests/train/test_train_pins.py"],
     "ganblocks/train/logging.py": ["tests/train/test_train_pins.py"],

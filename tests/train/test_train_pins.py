@@ -335,3 +335,174 @@ def test_two_process_collectives(tmp_path):
         assert b == [1.0, 2.0, 3.0]  # missing on rank 1 counts as zero
         assert c_none and d_none  # no rank had one: still None
         assert out["broadcast"] == [[[6.0, 6.0]], [-4.0]]  # rank 1's values everywhere
+
+
+def test_ema_shadow_may_keep_a_wider_dtype():
+    """A float64 average of a float32 model: every update casts the model's values."""
+    model = nn.Linear(2, 1).float()
+    ema = ExponentialMovingAverage(model, decay=0.5)
+    ema.shadow.double()
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    before = ema.shadow.weight.clone()
+    ema.update(model)
+    assert ema.shadow.weight.dtype == torch.float64
+    torch.testing.assert_close(ema.shadow.weight, 0.5 * before + 0.5)
+
+
+def test_logger_lines_are_on_disk_before_close(tmp_path):
+    """Line-buffered: a run killed after a log call has the line in the file."""
+    log = MetricsLogger(tmp_path, tensorboard=False)
+    log.log(1, {"a": 1.0})
+    assert len(_records(tmp_path / "metrics.jsonl")) == 1
+    handle = log._file
+    log.close()
+    assert handle.closed
+
+
+def test_logger_accepts_a_string_run_dir_for_tensorboard(tmp_path, monkeypatch):
+    opened = []
+
+    class Writer:
+        def __init__(self, logdir):
+            opened.append(logdir)
+
+        def add_scalar(self, *args):
+            pass
+
+        def close(self):
+            pass
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = Writer
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    with MetricsLogger(str(tmp_path)) as log:
+        assert log._tb is not None
+    assert opened == [str(tmp_path / "tensorboard")]
+
+
+class _FakeCollectives:
+    """A stand-in for torch.distributed in one process: records the calls; all_reduce adds the
+    tensor once more (as if a second rank held the same values)."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        monkeypatch.setattr(dist, "barrier", lambda *a, **k: self.calls.append("barrier"))
+        monkeypatch.setattr(dist, "all_reduce", self.all_reduce)
+
+    def all_reduce(self, tensor, op=None):
+        self.calls.append(("all_reduce", tuple(tensor.shape)))
+        if op is None or op == dist.ReduceOp.SUM:
+            tensor.mul_(2)
+
+
+def test_context_collectives_with_a_fake_second_rank(monkeypatch):
+    fake = _FakeCollectives(monkeypatch)
+    ctx = DistributedContext(rank=0, world_size=2)
+    ctx.barrier()
+    assert fake.calls == ["barrier"]
+    p = nn.Parameter(torch.zeros(3))  # a single parameter (no second one to take a device from)
+    p.grad = torch.tensor([1.0, 2.0, 3.0])
+    ctx.sync_gradients([p])
+    assert p.grad.tolist() == [1.0, 2.0, 3.0]  # (g + g) / 2
+    t = torch.tensor([4.0])
+    assert ctx.all_reduce_mean_(t).tolist() == [4.0]
+    assert ctx.all_reduce_sum_(t).tolist() == [8.0]
+
+
+def test_init_distributed_starts_a_gloo_group_with_the_timeout(monkeypatch):
+    seen = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: seen.append(kw))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    ctx = init_distributed(device="cpu")
+    assert (ctx.rank, ctx.world_size, ctx.local_rank) == (1, 2, 1)
+    assert seen == [{"backend": "gloo", "timeout": __import__("datetime").timedelta(seconds=1800)}]
+    init_distributed(device="cpu", backend="mpi", timeout_s=5.0)
+    assert seen[1]["backend"] == "mpi" and seen[1]["timeout"].total_seconds() == 5.0
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def test_atomic_write_creates_missing_folders_and_syncs_the_whole_file(tmp_path, monkeypatch):
+    from ganblocks.train import atomic_write
+
+    sizes = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        sizes.append(os.fstat(fd if isinstance(fd, int) else fd.fileno()).st_size)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    target = tmp_path / "a" / "b" / "c.bin"
+    atomic_write(target, lambda f: f.write(b"x" * 1000))
+    assert target.read_bytes() == b"x" * 1000
+    assert sizes == [1000]  # flushed before the sync: what is synced is the whole file
+
+
+def test_checkpoints_written_earlier_still_load(tmp_path):
+    """tests/golden/pins_checkpoint.pt was written by atomic_save; its checksum (over tensor
+    dtypes, shapes and bytes, scalars with their types, containers, other objects by type and
+    pickle) must still verify, or every saved run stops resuming."""
+    import datetime
+    from pathlib import Path
+
+    from ganblocks.train import load_checkpoint
+
+    golden = Path(__file__).resolve().parent.parent / "golden" / "pins_checkpoint.pt"
+    state = load_checkpoint(str(golden))  # a str path is fine
+    assert state == _checkpoint_payload() | {"w": state["w"], "shape": state["shape"]}
+    assert torch.equal(state["w"], _checkpoint_payload()["w"])
+    assert torch.equal(state["shape"], _checkpoint_payload()["shape"])
+    assert state["when"] == datetime.date(2026, 12, 5)
+
+
+def _checkpoint_payload():
+    import datetime
+
+    return {
+        "w": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+        "shape": torch.zeros(3, 2),  # same bytes as a [2, 3] zero tensor: the shape must count
+        "flags": [True, 1, 1.0, "1", b"1", None],
+        "nested": {"n": (2, 3.5)},
+        "when": datetime.date(2026, 12, 5),
+    }
+
+
+def test_digest_tells_shapes_and_dtypes_apart():
+    from ganblocks.train import payload_digest
+
+    zeros = [
+        torch.zeros(2, 3),
+        torch.zeros(3, 2),
+        torch.zeros(6),
+        torch.zeros(3, dtype=torch.float64),
+    ]
+    assert len({payload_digest({"t": t}) for t in zeros}) == 4
+
+
+def test_restore_rng_state_restores_numpy_too():
+    import random
+
+    import numpy as np
+
+    from ganblocks.train import capture_rng_state, restore_rng_state
+
+    state = capture_rng_state()
+    a = (random.random(), np.random.rand(), float(torch.rand(1)))
+    restore_rng_state(state)
+    assert (random.random(), np.random.rand(), float(torch.rand(1))) == a
+
+
+if __name__ == "__main__":  # pragma: no cover - writes the golden checkpoint once
+    from pathlib import Path
+
+    from ganblocks.train import atomic_save
+
+    atomic_save(
+        _checkpoint_payload(), Path(__file__).parent.parent / "golden" / "pins_checkpoint.pt"
+    )
