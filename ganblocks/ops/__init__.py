@@ -5,6 +5,7 @@ path (``impl='native'``, compiled C++/CUDA kernels) that must agree with it; ``i
 native path when it is available.
 """
 
+from . import native  # noqa: F401 (ganblocks.ops.native, the backend's API, as before the split)
 from .bias_act import ACTIVATIONS, ActivationSpec, bias_act
 from .conv2d_resample import conv2d_resample
 from .upfirdn2d import (

@@ -7,68 +7,15 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
-from . import native
-from ._params import _as_int, check_gain, check_tensor
+from . import _bias_act_native, _dispatch
+from ._params import ACTIVATIONS, ActivationSpec, BiasActParams, _as_int, check_gain, check_tensor
+from ._reference import bias_act_ref
 
 __all__ = ["ACTIVATIONS", "ActivationSpec", "BiasActParams", "bias_act"]
-
-
-@dataclass(frozen=True)
-class ActivationSpec:
-    """One entry of the activation table.
-
-    Attributes:
-        name: Key in :data:`ACTIVATIONS`.
-        func: ``func(x, alpha) -> y``, elementwise.
-        def_alpha: Default ``alpha`` (only ``lrelu`` uses it).
-        def_gain: Default gain applied after the activation.
-        code: Integer id used by the native kernels.
-        has_2nd_grad: Whether the second derivative is non-zero somewhere.
-    """
-
-    name: str
-    func: Callable[[torch.Tensor, float], torch.Tensor]
-    def_alpha: float
-    def_gain: float
-    code: int
-    has_2nd_grad: bool
-
-
-ACTIVATIONS: Dict[str, ActivationSpec] = {
-    spec.name: spec
-    for spec in [
-        ActivationSpec("linear", lambda x, a: x, 0.0, 1.0, 1, False),
-        ActivationSpec("relu", lambda x, a: F.relu(x), 0.0, math.sqrt(2), 2, False),
-        ActivationSpec("lrelu", lambda x, a: F.leaky_relu(x, a), 0.2, math.sqrt(2), 3, False),
-        ActivationSpec("tanh", lambda x, a: torch.tanh(x), 0.0, 1.0, 4, True),
-        ActivationSpec("sigmoid", lambda x, a: torch.sigmoid(x), 0.0, 1.0, 5, True),
-        ActivationSpec("elu", lambda x, a: F.elu(x), 0.0, 1.0, 6, True),
-        ActivationSpec("selu", lambda x, a: F.selu(x), 0.0, 1.0, 7, True),
-        ActivationSpec("softplus", lambda x, a: F.softplus(x), 0.0, 1.0, 8, True),
-        ActivationSpec("swish", lambda x, a: torch.sigmoid(x) * x, 0.0, math.sqrt(2), 9, True),
-    ]
-}
-"""The activations of :func:`bias_act`: linear, relu, lrelu, tanh, sigmoid, elu, selu, softplus,
-swish. ``elu`` is the standard ELU with alpha 1; the ``alpha`` argument is used by ``lrelu``
-only."""
-
-
-@dataclass(frozen=True)
-class BiasActParams:
-    """Parsed, validated arguments of one :func:`bias_act` call (shared by every backend)."""
-
-    spec: ActivationSpec
-    dim: int
-    alpha: float
-    gain: float
-    clamp: Optional[float]
 
 
 def _parse(
@@ -100,19 +47,6 @@ def _parse(
         if clamp < 0:
             raise ValueError(f"clamp: expected None or a value >= 0, got {clamp!r}")
     return BiasActParams(spec=spec, dim=dim, alpha=float(alpha), gain=float(gain), clamp=clamp)
-
-
-def bias_act_ref(x: torch.Tensor, b: Optional[torch.Tensor], p: BiasActParams) -> torch.Tensor:
-    """Pure-PyTorch reference of :func:`bias_act` on parsed parameters."""
-    if b is not None:
-        shape = [-1 if i == p.dim else 1 for i in range(x.ndim)]
-        x = x + b.to(x.dtype).reshape(shape)
-    x = p.spec.func(x, p.alpha)
-    if p.gain != 1:
-        x = x * p.gain
-    if p.clamp is not None:
-        x = x.clamp(-p.clamp, p.clamp)
-    return x
 
 
 def bias_act(
@@ -156,8 +90,8 @@ def bias_act(
     p = _parse(x, b, dim, act, alpha, gain, clamp)
     if impl is None and _ref_is_faster(x, b):  # checked first: these calls are the cheapest
         return bias_act_ref(x, b, p)
-    if native.resolve_impl(impl, x) == "native":
-        return native.bias_act(x, b, p)
+    if _dispatch.resolve_impl(impl, x) == "native":
+        return _bias_act_native.bias_act(x, b, p)
     return bias_act_ref(x, b, p)
 
 

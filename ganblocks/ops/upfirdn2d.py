@@ -15,16 +15,15 @@ So the output width is ``(W * up_x + x0 + x1 - fw) // down_x + 1`` (likewise for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 
-from . import native
+from . import _dispatch, _upfirdn2d_native
 from ._params import (
     IntPair,
     Padding,
+    UpFirDn2dParams,
     check_bool,
     check_filter,
     check_gain,
@@ -33,6 +32,7 @@ from ._params import (
     parse_padding,
     parse_scaling,
 )
+from ._reference import upfirdn2d_correlate, upfirdn2d_ref  # noqa: F401 (correlate: re-exported)
 
 __all__ = [
     "UpFirDn2dParams",
@@ -115,72 +115,6 @@ def setup_filter(
     return ft.to(device=device)
 
 
-@dataclass(frozen=True)
-class UpFirDn2dParams:
-    """Parsed, validated arguments of one :func:`upfirdn2d` call (shared by every backend)."""
-
-    upx: int
-    upy: int
-    downx: int
-    downy: int
-    padx0: int
-    padx1: int
-    pady0: int
-    pady1: int
-    flip_filter: bool
-    gain: float
-
-    @staticmethod
-    def parse(
-        up: IntPair = 1,
-        down: IntPair = 1,
-        padding: Padding = 0,
-        flip_filter: bool = False,
-        gain: float = 1.0,
-    ) -> UpFirDn2dParams:
-        upx, upy = parse_scaling(up, "up")
-        downx, downy = parse_scaling(down, "down")
-        padx0, padx1, pady0, pady1 = parse_padding(padding)
-        return UpFirDn2dParams(
-            upx, upy, downx, downy, padx0, padx1, pady0, pady1,
-            check_bool(flip_filter, "flip_filter"), check_gain(gain),
-        )
-
-    def output_size(self, in_h: int, in_w: int, f: Optional[torch.Tensor]) -> Tuple[int, int]:
-        """Output ``(height, width)`` for an input of ``in_h x in_w``."""
-        fw, fh = filter_size(f)
-        out_w = (in_w * self.upx + self.padx0 + self.padx1 - fw) // self.downx + 1
-        out_h = (in_h * self.upy + self.pady0 + self.pady1 - fh) // self.downy + 1
-        return out_h, out_w
-
-    def transpose(self, in_h: int, in_w: int, f: Optional[torch.Tensor]) -> UpFirDn2dParams:
-        """Parameters of the adjoint op, mapping the output of this call back to ``in_h x in_w``.
-
-        The adjoint swaps up and down, flips the filter, and pads so that tap ``t`` of the filter
-        meets the same input/output pair as in the forward call: ``x0' = fw - 1 - x0`` and
-        ``x1' = W*up - W_out*down + x0 - up + 1`` (likewise in y), which makes the adjoint's
-        output exactly ``in_h x in_w``.
-        """
-        fw, fh = filter_size(f)
-        out_h, out_w = self.output_size(in_h, in_w, f)
-        return UpFirDn2dParams(
-            upx=self.downx,
-            upy=self.downy,
-            downx=self.upx,
-            downy=self.upy,
-            padx0=fw - 1 - self.padx0,
-            padx1=in_w * self.upx - out_w * self.downx + self.padx0 - self.upx + 1,
-            pady0=fh - 1 - self.pady0,
-            pady1=in_h * self.upy - out_h * self.downy + self.pady0 - self.upy + 1,
-            flip_filter=not self.flip_filter,
-            gain=self.gain,
-        )
-
-    @property
-    def padding(self) -> Tuple[int, int, int, int]:
-        return self.padx0, self.padx1, self.pady0, self.pady1
-
-
 def _validate(x: torch.Tensor, f: Optional[torch.Tensor], p: UpFirDn2dParams) -> None:
     check_tensor(x, "x", ndim=4)
     check_filter(f)
@@ -193,74 +127,6 @@ def _validate(x: torch.Tensor, f: Optional[torch.Tensor], p: UpFirDn2dParams) ->
             f"{list(p.padding)}, filter {fh}x{fw}, down {p.downy}x{p.downx}); the up-sampled, "
             "padded input must be at least as large as the filter"
         )
-
-
-def upfirdn2d_correlate(
-    x: torch.Tensor,
-    taps: torch.Tensor,
-    upx: int,
-    upy: int,
-    downx: int,
-    downy: int,
-    padx0: int,
-    padx1: int,
-    pady0: int,
-    pady1: int,
-) -> torch.Tensor:
-    """Pure-PyTorch upfirdn2d on final taps: ``taps`` (x's dtype) in correlation order with the
-    gain applied, 2-D ``[fh, fw]`` or 1-D (the same taps along x, then y). Any order of autograd.
-    """
-    n, c, in_h, in_w = x.shape
-    fw = int(taps.shape[-1])
-    fh = int(taps.shape[0]) if taps.ndim == 2 else fw
-    if c == 0:  # a depthwise conv needs at least one group; the result is empty anyway
-        out_h = (in_h * upy + pady0 + pady1 - fh) // downy + 1
-        out_w = (in_w * upx + padx0 + padx1 - fw) // downx + 1
-        return x.new_zeros((n, 0, out_h, out_w)) + x.sum() * 0  # stays in x's graph
-
-    # 1. Up: zero insertion, written as padding a trailing axis of size 1 up to `up`.
-    if upx > 1 or upy > 1:
-        x = x.reshape(n, c, in_h, 1, in_w, 1)
-        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-        x = x.reshape(n, c, in_h * upy, in_w * upx)
-
-    # 2. Pad (positive values) and crop (negative values).
-    x = F.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
-    x = x[
-        :,
-        :,
-        max(-pady0, 0) : x.shape[2] - max(-pady1, 0),
-        max(-padx0, 0) : x.shape[3] - max(-padx1, 0),
-    ]
-
-    # 3+4. FIR filter as a depthwise conv (conv2d correlates), with the down-sampling as the
-    # stride: identical to filtering everywhere and then subsampling.
-    if taps.ndim == 2:
-        weight = taps[None, None].expand(c, 1, *taps.shape)
-        return F.conv2d(x, weight, stride=(downy, downx), groups=c)
-    weight = taps[None, None].expand(c, 1, taps.shape[0])
-    x = F.conv2d(x, weight.unsqueeze(2), stride=(1, downx), groups=c)
-    return F.conv2d(x, weight.unsqueeze(3), stride=(downy, 1), groups=c)
-
-
-def upfirdn2d_ref(x: torch.Tensor, f: Optional[torch.Tensor], p: UpFirDn2dParams) -> torch.Tensor:
-    """Pure-PyTorch reference of :func:`upfirdn2d` on parsed parameters (any order of autograd).
-
-    The gain is applied to the float32 filter before the cast to x's dtype, as in the standard
-    ops; a separable filter carries ``sqrt(|gain|)`` per axis and a negative gain negates the
-    result (exact, as rounding is symmetric in sign).
-    """
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    negate = f.ndim == 1 and p.gain < 0
-    gain = abs(p.gain) if f.ndim == 1 else p.gain
-    taps = (f * (gain ** (f.ndim / 2))).to(x.dtype)
-    if not p.flip_filter:  # upfirdn2d convolves: flip for the correlation
-        taps = taps.flip(list(range(taps.ndim)))
-    y = upfirdn2d_correlate(
-        x, taps, p.upx, p.upy, p.downx, p.downy, p.padx0, p.padx1, p.pady0, p.pady1
-    )
-    return y.neg() if negate else y
 
 
 def upfirdn2d(
@@ -303,8 +169,8 @@ def upfirdn2d(
     _validate(x, f, p)
     if impl is None and f is not None and f.requires_grad and torch.is_grad_enabled():
         return upfirdn2d_ref(x, f, p)  # the native kernels do not differentiate the filter
-    if native.resolve_impl(impl, x) == "native":
-        return native.upfirdn2d(x, f, p)
+    if _dispatch.resolve_impl(impl, x) == "native":
+        return _upfirdn2d_native.upfirdn2d(x, f, p)
     return upfirdn2d_ref(x, f, p)
 
 

@@ -65,12 +65,12 @@ def test_compile_before_first_build():
     code = textwrap.dedent(
         """
         import torch
-        from ganblocks.ops import bias_act, native
-        assert native._state["status"] is None
+        from ganblocks.ops import _dispatch, bias_act
+        assert _dispatch.state["status"] is None
         fn = torch.compile(lambda x: bias_act(x, act="relu"), fullgraph=True, backend="eager")
         x = torch.randn(256, 256)  # large enough for impl=None to take the kernels
         assert torch.equal(fn(x), bias_act(x, act="relu", impl="ref"))
-        print(native._state["status"])
+        print(_dispatch.state["status"])
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from ganblocks.ops import ACTIVATIONS, native
+from ganblocks.ops import ACTIVATIONS, _kernels, native
 
 ops = torch.ops.ganblocks
 
@@ -42,7 +42,7 @@ def _upfirdn_args(case, dtype, requires_grad):
     x = torch.randn(shape, dtype=dtype)
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
-    w = _taps(taps, native._opmath(dtype))
+    w = _taps(taps, _kernels.opmath(dtype))
     return (x.requires_grad_(requires_grad), w, *ints)
 
 
@@ -120,7 +120,7 @@ def test_third_derivative_says_what_to_do():
 def test_fake_kernels_predict_real_outputs(channels_last):
     """Shape, strides and dtype of each fake kernel equal the real kernel's, for every dtype the
     CPU kernels take, including non-dense inputs (copied to dense by the kernels)."""
-    for dtype in native._CPU_DTYPES:
+    for dtype in _kernels.CPU_DTYPES:
         case = UPFIRDN_CASES[1] if channels_last else UPFIRDN_CASES[0]
         args = _upfirdn_args(case, dtype, False)
         x, b, *rest = _bias_act_args("lrelu", True, 1, -1.0, channels_last, dtype, False)

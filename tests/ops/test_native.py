@@ -14,6 +14,9 @@ from testutils import load_golden, rel_err, requires_cuda
 
 from ganblocks.ops import (
     ACTIVATIONS,
+    _bias_act_native,
+    _kernels,
+    _selfcheck,
     bias_act,
     downsample2d,
     filter2d,
@@ -22,6 +25,7 @@ from ganblocks.ops import (
     upfirdn2d,
     upsample2d,
 )
+from ganblocks.ops.testing import isolated_state
 
 UPFIRDN = load_golden("upfirdn2d")
 BIAS_ACT = load_golden("bias_act")
@@ -458,7 +462,7 @@ def test_bias_dtype_differs_from_x():
 
 def test_impl_none_uses_native_and_unsupported_dtypes_fall_back():
     x = torch.randn(1, 2, 4, 4)
-    for dtype in native._CPU_DTYPES:
+    for dtype in _kernels.CPU_DTYPES:
         assert native.resolve_impl(None, x.to(dtype)) == "native"
         assert native.resolve_impl("native", x.to(dtype)) == "native"
     meta = x.to("meta")  # a device without native kernels
@@ -489,13 +493,13 @@ def test_empty_batch():
 def test_self_check_mismatch_warns_once_and_is_remembered():
     """The per-configuration self-check (run for CUDA calls): a mismatch warns loudly once."""
     key = ("upfirdn2d", torch.float32, "test-config")
-    with native._isolated_state():
+    with isolated_state():
         with pytest.warns(native.NativeKernelWarning, match="DISAGREES"):
-            assert not native._verified_ok(key, lambda: 0.5)
+            assert not _selfcheck.verified_ok(key, lambda: 0.5)
         calls = []
-        assert not native._verified_ok(key, lambda: calls.append(1) or 0.0)
+        assert not _selfcheck.verified_ok(key, lambda: calls.append(1) or 0.0)
         assert calls == []
-        assert native._verified_ok((*key, "ok"), lambda: 1e-7)
+        assert _selfcheck.verified_ok((*key, "ok"), lambda: 1e-7)
 
 
 @requires_cuda
@@ -522,8 +526,9 @@ def test_default_impl_takes_the_faster_path_by_size_on_cpu(grad, monkeypatch):
 
     mod = importlib.import_module("ganblocks.ops.bias_act")  # the module, not the function
     calls = []
-    real = native.bias_act
-    monkeypatch.setattr(native, "bias_act", lambda *a: calls.append(a[0].numel()) or real(*a))
+    real = _bias_act_native.bias_act
+    monkeypatch.setattr(_bias_act_native, "bias_act",
+                        lambda *a: calls.append(a[0].numel()) or real(*a))
     limit = mod.SMALL_WITH_GRAD if grad else mod.SMALL_FORWARD
     for numel, expect_native in ((limit // 2, False), (limit - 1, False), (limit, True),
                                  (2 * limit, True)):

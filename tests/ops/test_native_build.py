@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganblocks.ops import native
+from ganblocks.ops import _build, native
+from ganblocks.ops.testing import isolated_state
 
-CSRC = native._source_dir()
+CSRC = _build.source_dir()
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,8 +49,8 @@ def test_import_builds_nothing(tmp_path):
         """
         import os, sys
         import ganblocks, ganblocks.ops
-        from ganblocks.ops import native
-        print(native._state["status"], os.path.exists(sys.argv[0] if False else os.environ["C"]))
+        from ganblocks.ops import _dispatch
+        print(_dispatch.state["status"], os.path.exists(os.environ["C"]))
         """,
         {"GANBLOCKS_CACHE_DIR": str(cache), "C": str(cache)},
     )
@@ -75,14 +76,14 @@ def test_cache_key_follows_sources_and_flavour(tmp_path, monkeypatch):
 
 def test_modes(monkeypatch):
     x = torch.randn(1, 1, 4, 4)
-    with native._isolated_state():
+    with isolated_state():
         monkeypatch.setenv("GANBLOCKS_NATIVE", "0")
         assert native.resolve_impl(None, x) == "ref"
         assert not native.is_available()
         with pytest.raises(RuntimeError, match="GANBLOCKS_NATIVE=0"):
             native.resolve_impl("native", x)
         assert native.status()["state"] == "disabled"
-    with native._isolated_state():
+    with isolated_state():
         monkeypatch.setenv("GANBLOCKS_NATIVE", "sometimes")
         with pytest.raises(ValueError, match=r"^GANBLOCKS_NATIVE: .*'sometimes'"):
             native.resolve_impl(None, x)
@@ -194,18 +195,18 @@ def test_build_lock_waits_for_holder_times_out_and_reports_stale(tmp_path):
         assert holder.stdout.readline().strip() == "locked"
         with (
             pytest.raises(TimeoutError, match=rf"PID {holder.pid} .*running"),
-            native._BuildLock(path, timeout=0.3),
+            _build.BuildLock(path, timeout=0.3),
         ):
             pass
         start = time.monotonic()
-        with native._BuildLock(path, timeout=60) as lock:
+        with _build.BuildLock(path, timeout=60) as lock:
             waited = time.monotonic() - start
             # The holder exited without releasing its record: reported as an interrupted build.
             assert lock.stale is not None and lock.stale["pid"] == holder.pid
             assert json.loads(path.read_text())["pid"] == os.getpid()
         assert waited > 0.5
         assert path.read_text() == ""  # a clean release leaves no record
-        with native._BuildLock(path, timeout=1) as lock:
+        with _build.BuildLock(path, timeout=1) as lock:
             assert lock.stale is None
     finally:
         holder.kill()
@@ -308,9 +309,9 @@ def test_build_runs_in_a_private_folder_renamed_into_place(tmp_path, monkeypatch
         assert not abandoned.exists() and not final.exists()
         return _fake_compile(calls)(spec, folder)
 
-    monkeypatch.setattr(native, "_compile", compile_)
+    monkeypatch.setattr(_build, "compile_extension", compile_)
     with pytest.warns(native.NativeBuildWarning, match="half-built folder"):
-        path = native._build_and_load("cpu")
+        path = _build.build_and_load("cpu")
     (folder,) = calls
     assert folder.parent == final.parent and folder.name.startswith(f"{final.name}.tmp-")
     assert path.parent == final and path.read_bytes() == b"not really a library"
@@ -325,9 +326,9 @@ def test_failed_build_leaves_no_folder(tmp_path, monkeypatch):
         (Path(folder) / "ops.o").write_text("partial")
         raise RuntimeError("error: compiler crashed")
 
-    monkeypatch.setattr(native, "_compile", failing)
+    monkeypatch.setattr(_build, "compile_extension", failing)
     with pytest.raises(RuntimeError, match="compiler crashed"):
-        native._build_and_load("cpu")
+        _build.build_and_load("cpu")
     assert [p.name for p in native.build_dir("cpu").parent.iterdir()] == [
         f"{native.build_dir('cpu').name}.lock"]
 
@@ -339,10 +340,10 @@ def test_unwritable_cache_falls_back_to_a_temporary_one(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     calls = []
-    monkeypatch.setattr(native, "_compile", _fake_compile(calls))
+    monkeypatch.setattr(_build, "compile_extension", _fake_compile(calls))
     with pytest.warns(native.NativeBuildWarning,
                       match=r"not writable .*GANBLOCKS_CACHE_DIR to a writable folder"):
-        path = native._build_and_load("cpu")
+        path = _build.build_and_load("cpu")
     assert path.is_relative_to(tmp_path / "tmp") and (path.parent / "build.json").is_file()
 
 
@@ -352,10 +353,10 @@ def test_build_shows_the_stale_lock_notice(tmp_path, monkeypatch):
     lock = native.build_dir("cpu").with_name(native.build_dir("cpu").name + ".lock")
     lock.parent.mkdir(parents=True)
     lock.write_text(json.dumps({"pid": _dead_pid(), "host": "elsewhere", "started": 0}))
-    monkeypatch.setattr(native, "_compile", _fake_compile([]))
-    monkeypatch.setattr(native, "_flavour", lambda: "cpu")
-    with native._isolated_state(), pytest.warns(native.NativeBuildWarning,
-                                                match="stale build lock left by PID"):
+    monkeypatch.setattr(_build, "compile_extension", _fake_compile([]))
+    monkeypatch.setattr(_build, "detect_flavour", lambda: "cpu")
+    with isolated_state(), pytest.warns(native.NativeBuildWarning,
+                                        match="stale build lock left by PID"):
         assert native.build().parent == native.build_dir("cpu")
 
 
@@ -363,7 +364,7 @@ def test_cuda_build_failure_keeps_the_cpu_kernels(monkeypatch):
     if os.environ.get("GANBLOCKS_NATIVE", "auto").strip().lower() in ("0", "off"):
         pytest.skip("native kernels disabled by GANBLOCKS_NATIVE=0")
     native.build()  # the CPU build, cached
-    real = native._build_and_load
+    real = _build.build_and_load
     tried = []
 
     def build_and_load(flavour):
@@ -372,9 +373,9 @@ def test_cuda_build_failure_keeps_the_cpu_kernels(monkeypatch):
             raise RuntimeError("nvcc fatal: Unsupported gpu architecture 'compute_999'")
         return real(flavour)
 
-    monkeypatch.setattr(native, "_flavour", lambda: "cuda")
-    monkeypatch.setattr(native, "_build_and_load", build_and_load)
-    with native._isolated_state():
+    monkeypatch.setattr(_build, "detect_flavour", lambda: "cuda")
+    monkeypatch.setattr(_build, "build_and_load", build_and_load)
+    with isolated_state():
         with pytest.warns(native.NativeBuildWarning,
                           match=r"(?s)CUDA kernels failed.*compute_999"):
             assert native.is_available(torch.device("cpu"))

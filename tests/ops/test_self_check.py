@@ -13,7 +13,18 @@ import pytest
 import torch
 import torch._dynamo
 
-from ganblocks.ops import bias_act, native, setup_filter, upfirdn2d, upsample2d
+from ganblocks.ops import (
+    _bias_act_native,
+    _build,
+    _kernels,
+    _selfcheck,
+    _upfirdn2d_native,
+    bias_act,
+    native,
+    setup_filter,
+    upfirdn2d,
+    upsample2d,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,12 +37,12 @@ def built():
 @pytest.fixture
 def checked_cpu(monkeypatch):
     """CPU calls are self-checked like CUDA calls, with a fresh record of checked configs."""
-    monkeypatch.setattr(native, "_CHECKED_DEVICES", ("cpu", "cuda"))
-    saved = dict(native._verified)
-    native._verified.clear()
-    yield native._verified
-    native._verified.clear()
-    native._verified.update(saved)
+    monkeypatch.setattr(_selfcheck, "CHECKED_DEVICES", ("cpu", "cuda"))
+    saved = dict(_selfcheck.verified)
+    _selfcheck.verified.clear()
+    yield _selfcheck.verified
+    _selfcheck.verified.clear()
+    _selfcheck.verified.update(saved)
 
 
 def _workload(x, b, f):
@@ -59,12 +70,12 @@ def test_self_check_leaves_the_users_random_stream_alone(checked_cpu):
 
 def test_no_check_during_graph_capture_then_checked_after(checked_cpu, monkeypatch):
     x, b, f = torch.randn(2, 3, 8, 8), torch.randn(3), setup_filter([1, 3, 3, 1])
-    monkeypatch.setattr(native, "_capturing", lambda t: True)
+    monkeypatch.setattr(_selfcheck, "capturing", lambda t: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing DISAGREES: nothing is checked
         _workload(x, b, f)
     assert checked_cpu == {}
-    monkeypatch.setattr(native, "_capturing", lambda t: False)
+    monkeypatch.setattr(_selfcheck, "capturing", lambda t: False)
     _workload(x, b, f)
     assert len(checked_cpu) >= 4 and all(checked_cpu.values())
 
@@ -89,9 +100,9 @@ def test_a_disagreeing_kernel_warns_once_and_uses_the_reference(checked_cpu, mon
 
     def wrong_ref(t, w, args):  # stands in for a kernel that disagrees with the reference
         sentinel.append(1)
-        return torch.full(native._upfirdn2d_fake(t, w, *args).shape, 7.0)
+        return torch.full(_upfirdn2d_native.fake(t, w, *args).shape, 7.0)
 
-    monkeypatch.setattr(native, "_upfirdn2d_taps_ref", wrong_ref)
+    monkeypatch.setattr(_upfirdn2d_native, "taps_ref", wrong_ref)
     with pytest.warns(native.NativeKernelWarning, match="DISAGREES"):
         y = upfirdn2d(x, f, up=2, padding=1, impl="native")
     assert bool((y == 7).all()) and sentinel
@@ -123,19 +134,19 @@ def _meta(shape, channels_last=False, dtype=torch.float32):
 def test_check_inputs_take_the_launch_path_of_the_real_input(shape, channels_last, w, args):
     """Each size-dependent CUDA launch path of x is taken by one of its small check inputs."""
     x = _meta(shape, channels_last)
-    path = native._upfirdn2d_path(x, w, args)
-    shapes = native._upfirdn2d_check_shapes(x, w, args)
-    paths = [native._upfirdn2d_path(_meta(s, channels_last), w, args) for s in shapes]
+    path = _upfirdn2d_native.launch_path(x, w, args)
+    shapes = _upfirdn2d_native.check_shapes(x, w, args)
+    paths = [_upfirdn2d_native.launch_path(_meta(s, channels_last), w, args) for s in shapes]
     assert path in paths, (path, paths)
-    assert all(torch.Size(s).numel() < 3 * native._CUDA_MAX_BLOCKS_1D * 256 for s in shapes)
+    assert all(torch.Size(s).numel() < 3 * _kernels.CUDA_MAX_BLOCKS_1D * 256 for s in shapes)
     assert all(p[0] == path[0] and p[1] == path[1] for p in paths)
 
 
 @pytest.mark.parametrize("shape, keep", [((64, 512, 64, 64), 1), ((3, 1 << 21), None),
                                          ((2, 8), 1)])
 def test_bias_act_check_inputs_cover_grid_striding(shape, keep):
-    limit = native._CUDA_MAX_BLOCKS_1D * 256
-    shapes = native._bias_act_check_shapes(_meta(shape), keep)
+    limit = _kernels.CUDA_MAX_BLOCKS_1D * 256
+    shapes = _bias_act_native.check_shapes(_meta(shape), keep)
     sizes = [torch.Size(s).numel() for s in shapes]
     assert sizes[0] <= max(1 << 16, 4 * shape[keep or 0])
     assert (max(sizes) > limit) == (torch.Size(shape).numel() > limit)
@@ -145,8 +156,8 @@ def test_bias_act_check_inputs_cover_grid_striding(shape, keep):
 
 
 def test_launch_limits_match_the_cuda_sources():
-    text = (native._source_dir() / "cuda_common.cuh").read_text()
+    text = (_build.source_dir() / "cuda_common.cuh").read_text()
     found = {m.group(1): int(m.group(2))
              for m in re.finditer(r"constexpr int64_t (kMax\w+) = (\d+);", text)}
-    assert found == {"kMaxBlocks1D": native._CUDA_MAX_BLOCKS_1D,
-                     "kMaxGridZ": native._CUDA_MAX_GRID_Z, "kMaxGridY": native._CUDA_MAX_GRID_Y}
+    assert found == {"kMaxBlocks1D": _kernels.CUDA_MAX_BLOCKS_1D,
+                     "kMaxGridZ": _kernels.CUDA_MAX_GRID_Z, "kMaxGridY": _kernels.CUDA_MAX_GRID_Y}
