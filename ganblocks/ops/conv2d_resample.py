@@ -57,6 +57,42 @@ def _transpose_weight(w: torch.Tensor, groups: int) -> torch.Tensor:
     return w.reshape(groups * in_per_group, out_ch // groups, kh, kw)
 
 
+def _check_args(
+    x: torch.Tensor, w: torch.Tensor, f: Optional[torch.Tensor], up: int, down: int, groups: int
+) -> tuple:
+    """Validate the arguments of :func:`conv2d_resample`; return ``(up, down)``."""
+    check_tensor(x, "x", ndim=4)
+    check_tensor(w, "w", ndim=4)
+    check_filter(f)
+    up, down = _factor(up, "up"), _factor(down, "down")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"groups: expected an integer >= 1, got {groups!r}")
+    out_ch, in_per_group = w.shape[0], w.shape[1]
+    if x.shape[1] != in_per_group * groups or out_ch % groups != 0:
+        raise ValueError(
+            f"w: shape {tuple(w.shape)} does not fit x with {x.shape[1]} channels and "
+            f"groups={groups} (expected [C_out, {x.shape[1] // groups}, kh, kw] with C_out a "
+            "multiple of groups)"
+        )
+    return up, down
+
+
+def _centred_padding(
+    padding: Padding, f: Optional[torch.Tensor], up: int, down: int
+) -> tuple:
+    """``padding`` as ``(x0, x1, y0, y1)`` plus what centres the FIR filter on the resampled grid
+    (as upsample2d/downsample2d do)."""
+    fw, fh = filter_size(f)
+    px0, px1, py0, py1 = parse_padding(padding)
+    if up > 1:
+        px0, px1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2
+        py0, py1 = py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+    if down > 1:
+        px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
+        py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+    return px0, px1, py0, py1
+
+
 def conv2d_resample(
     x: torch.Tensor,
     w: torch.Tensor,
@@ -100,29 +136,9 @@ def conv2d_resample(
         >>> conv2d_resample(x, w, f, down=2, padding=1).shape
         torch.Size([2, 4, 8, 8])
     """
-    check_tensor(x, "x", ndim=4)
-    check_tensor(w, "w", ndim=4)
-    check_filter(f)
-    up, down = _factor(up, "up"), _factor(down, "down")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups: expected an integer >= 1, got {groups!r}")
-    out_ch, in_per_group, kh, kw = w.shape
-    if x.shape[1] != in_per_group * groups or out_ch % groups != 0:
-        raise ValueError(
-            f"w: shape {tuple(w.shape)} does not fit x with {x.shape[1]} channels and "
-            f"groups={groups} (expected [C_out, {x.shape[1] // groups}, kh, kw] with C_out a "
-            "multiple of groups)"
-        )
-    fw, fh = filter_size(f)
-    px0, px1, py0, py1 = parse_padding(padding)
-
-    # Centre the FIR filter on the resampled grid (as upsample2d/downsample2d do).
-    if up > 1:
-        px0, px1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2
-        py0, py1 = py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
-    if down > 1:
-        px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
-        py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+    up, down = _check_args(x, w, f, up, down, groups)
+    kh, kw = w.shape[2], w.shape[3]
+    px0, px1, py0, py1 = _centred_padding(padding, f, up, down)
     conv = {"groups": groups, "flip_weight": flip_weight}
     fir = {"flip_filter": flip_filter, "impl": impl}
 
