@@ -142,6 +142,7 @@ TESTS: dict[str, list[str]] = {
     "ganblocks/augment/ada.py": [
         "tests/augment/test_ada_reference.py",
         "tests/augment/test_ada.py",
+        "tests/augment/test_augment_pins.py",
     ],
     "ganblocks/augment/_checks.py": [
         "tests/augment/test_augment_pins.py",
@@ -228,6 +229,41 @@ TESTS: dict[str, list[str]] = {
     "ganblocks/metrics/_distributed.py": [
         "tests/metrics/test_metrics_pins.py",
         "tests/metrics/test_distributed.py",
+    ],
+    # ganblocks.ops: the reference path and argument parsing against the golden outputs first;
+    # the native modules against the reference (the kernels are built once, then cached).
+    "ganblocks/ops/_params.py": ["tests/ops/test_errors.py", "tests/ops/test_golden_ref.py"],
+    "ganblocks/ops/_reference.py": [
+        "tests/ops/test_golden_ref.py",
+        "tests/ops/test_edge_cases.py",
+    ],
+    "ganblocks/ops/bias_act.py": [
+        "tests/ops/test_golden_ref.py",
+        "tests/ops/test_errors.py",
+        "tests/ops/test_native.py",
+    ],
+    "ganblocks/ops/upfirdn2d.py": [
+        "tests/ops/test_golden_ref.py",
+        "tests/ops/test_errors.py",
+        "tests/ops/test_properties.py",
+    ],
+    "ganblocks/ops/conv2d_resample.py": [
+        "tests/ops/test_conv2d_resample.py",
+        "tests/ops/test_errors.py",
+    ],
+    "ganblocks/ops/_kernels.py": ["tests/ops/test_native.py", "tests/ops/test_self_check.py"],
+    "ganblocks/ops/_selfcheck.py": ["tests/ops/test_self_check.py", "tests/ops/test_native.py"],
+    "ganblocks/ops/_dispatch.py": ["tests/ops/test_native.py", "tests/ops/test_native_build.py"],
+    "ganblocks/ops/_build.py": ["tests/ops/test_native_build.py"],
+    "ganblocks/ops/_upfirdn2d_native.py": [
+        "tests/ops/test_native.py",
+        "tests/ops/test_library.py",
+        "tests/ops/test_self_check.py",
+    ],
+    "ganblocks/ops/_bias_act_native.py": [
+        "tests/ops/test_native.py",
+        "tests/ops/test_library.py",
+        "tests/ops/test_self_check.py",
     ],
     "recipes/oco_gan/model.py": [
         "tests/recipe/test_model_reference.py",

@@ -170,3 +170,194 @@ def test_cutout_size_forms_and_the_strict_border():
         cutout(x, torch.ones(2, 3), 0.5)
     with pytest.raises(TypeError, match="label_fill: expected an int or None"):
         cutout(x, center, 0.5, label=torch.zeros(2, 4, 6, dtype=torch.long), label_fill=True)
+
+
+def test_cutout_of_half_precision_images_computes_in_float32():
+    """The rectangle test runs in (at least) float32: in float16, pixel centres of a 1500-wide
+    image round onto each other and the erased columns would shift."""
+    x = torch.ones(1, 1, 1, 1500, dtype=torch.float16)
+    center, size = torch.tensor([[0.3337, 0.5]]), torch.tensor([[0.2001, 1.0]])
+    y = cutout(x, center, size)
+    assert y.dtype == torch.float16
+    expected, _ = _cutout_by_definition(x.float(), center, size)
+    assert torch.equal(y.float(), expected)
+
+
+# -- geometric matrices -------------------------------------------------------------------------
+
+
+def test_geometric_builders_give_the_documented_matrices():
+    import math
+
+    from ganblocks.augment import identity2d, rotate2d, rotate90, scale2d, translate2d
+
+    t = torch.tensor
+    assert torch.equal(identity2d(2), torch.eye(3).expand(2, 3, 3))
+    assert torch.equal(
+        translate2d(t([2.0, -1.0]), 3.0),
+        t([[[1.0, 0, 2], [0, 1, 3], [0, 0, 1]], [[1.0, 0, -1], [0, 1, 3], [0, 0, 1]]]),
+    )
+    assert torch.equal(scale2d(2.0, t([0.5])), t([[[2.0, 0, 0], [0, 0.5, 0], [0, 0, 1]]]))
+    theta = t([0.3, -1.2], dtype=torch.float64)
+    c, s = theta.cos(), theta.sin()
+    for i in range(2):
+        expected = t([[c[i], -s[i], 0], [s[i], c[i], 0], [0, 0, 1]], dtype=torch.float64)
+        torch.testing.assert_close(rotate2d(theta)[i], expected)
+    quarter = {
+        0: [[1, 0], [0, 1]],
+        1: [[0, -1], [1, 0]],
+        2: [[-1, 0], [0, -1]],
+        3: [[0, 1], [-1, 0]],
+    }
+    ks = t([0, 1, 2, 3, -1, 4, 5, 7])
+    got = rotate90(ks)
+    for k, m in zip(ks.tolist(), got):
+        assert m[:2, :2].tolist() == quarter[k % 4], k
+        assert m[2].tolist() == [0.0, 0.0, 1.0] and m[:2, 2].tolist() == [0.0, 0.0]
+        torch.testing.assert_close(m, rotate2d(k * math.pi / 2)[0], atol=1e-6, rtol=0)
+
+
+def test_geometric_parameter_dtypes_and_shapes():
+    from ganblocks.augment import scale2d, translate2d
+
+    assert scale2d(torch.tensor([2, 3]), torch.tensor([1, 1])).dtype == torch.float32
+    m = translate2d(2.0, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    assert m.dtype == torch.float64 and m.shape == (2, 3, 3)
+    assert m[:, 0, 2].tolist() == [2.0, 2.0]
+    with pytest.raises(ValueError, match=r"parameters: expected scalars or \[B\] tensors"):
+        translate2d(torch.zeros(2, 1), 0.0)
+
+
+def test_rotate90_as_a_sampling_matrix_turns_the_picture_like_rot90():
+    from ganblocks.augment import rotate90
+    from ganblocks.augment.sampling import warp_affine
+
+    x = torch.arange(25.0).view(1, 1, 5, 5)
+    for k in range(4):
+        y = warp_affine(x, rotate90(torch.tensor([k])), padding="zeros")
+        torch.testing.assert_close(y, torch.rot90(x, k, dims=(2, 3)))
+
+
+# -- sampling -----------------------------------------------------------------------------------
+
+
+def test_affine_coords_rejects_what_is_not_a_batch_of_3x3_matrices():
+    from ganblocks.augment.sampling import affine_coords
+
+    for bad in ([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]], torch.zeros(3, 3), torch.zeros(1, 2, 3)):
+        with pytest.raises(
+            ValueError, match=r"matrix: expected a floating-point tensor \[B, 3, 3\]"
+        ):
+            affine_coords(bad, 2, 2)
+
+
+def test_nearest_sample_fills_reads_below_and_right_of_the_image():
+    from ganblocks.augment.sampling import nearest_sample
+
+    label = torch.tensor([[[1, 2], [3, 4]]])
+    # (x, y) = (0, 1.9) rounds to row 2 == H (outside), (1.9, 0) to column 2 == W (outside)
+    coords = torch.tensor([[[[0.0, 1.9], [1.9, 0.0], [1.0, 1.4], [-0.6, 0.0]]]])
+    assert nearest_sample(label, coords, label_fill=9).tolist() == [[[9, 9, 4, 9]]]
+
+
+# -- ADA ----------------------------------------------------------------------------------------
+
+
+def _only(**strengths):
+
+    names = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness"]
+    names += ["contrast", "lumaflip", "hue", "saturation"]
+    kwargs = {n: 0.0 for n in names}
+    kwargs.update(strengths)
+    return kwargs
+
+
+def test_ada_draws_for_a_batch_of_one():
+    from ganblocks.augment import AdaptiveAugment
+
+    draw = AdaptiveAugment(p=1.0).sample(1, 8, 6, generator=torch.Generator().manual_seed(0))
+    assert draw.geometric.shape == (1, 3, 3) and draw.color.shape == (1, 4, 4)
+
+
+def test_ada_rotation_with_strength_above_one_saturates_instead_of_nan():
+    from ganblocks.augment import AdaptiveAugment
+
+    aug = AdaptiveAugment(p=0.75, **_only(rotate=2.0))  # strength * p = 1.5 > 1
+    g = aug.sample(256, 8, 8, generator=torch.Generator().manual_seed(1)).geometric
+    assert torch.isfinite(g).all()
+    angle = torch.atan2(g[:, 1, 0], g[:, 0, 0])
+    assert float((angle.abs() > 1e-6).float().mean()) > 0.99  # p_rot = 1: always rotated
+
+
+def test_ada_both_rotations_are_symmetric_within_rotate_max():
+    """Each rotation is uniform in [-rotate_max·π, rotate_max·π): with rotate_max = 0.25 the
+    product of the two stays within ±π/2 and is symmetric about 0."""
+    import math
+
+    from ganblocks.augment import AdaptiveAugment
+
+    aug = AdaptiveAugment(p=1.0, rotate_max=0.25, **_only(rotate=1.0))
+    g = aug.sample(4000, 8, 8, generator=torch.Generator().manual_seed(2)).geometric
+    angle = torch.atan2(g[:, 1, 0], g[:, 0, 0])
+    assert float(angle.abs().max()) <= math.pi / 2 + 1e-5
+    assert float(angle.max()) > 1.2 and float(angle.min()) < -1.2
+    assert abs(float(angle.mean())) < 0.05
+
+
+def test_ada_update_sums_its_statistics_over_ranks(monkeypatch):
+    """With a process group the sign sum and count are all-reduced before p moves; a stand-in
+    all_reduce that doubles them (a second rank with the same logits) doubles the step."""
+    import torch.distributed as dist
+
+    from ganblocks.augment import AdaptiveAugment
+
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "all_reduce", lambda t, *a, **k: t.mul_(2))
+    synced = AdaptiveAugment(p=0.0, target=0.6, kimg=0.5, interval=1)
+    synced.update(torch.ones(4))
+    assert synced.probability == pytest.approx(2 * 4 / 500.0)
+    local = AdaptiveAugment(p=0.0, target=0.6, kimg=0.5, interval=1, sync=False)
+    local.update(torch.ones(4))
+    assert local.probability == pytest.approx(4 / 500.0)
+
+
+# -- DiffAugment --------------------------------------------------------------------------------
+
+
+def test_diff_augment_policy_names_may_have_spaces():
+    from ganblocks.augment import diff_augment
+
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    a = diff_augment(x, "color, translation", generator=torch.Generator().manual_seed(1))
+    b = diff_augment(x, "color,translation", generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b)
+
+
+def test_diff_augment_label_fill_default_and_type():
+    import inspect
+
+    from ganblocks.augment import diff_augment
+
+    assert inspect.signature(diff_augment).parameters["label_fill"].default == 0
+    x, label = torch.zeros(8, 1, 8, 8), torch.full((8, 8, 8), 5)
+    _, lab = diff_augment(x, "translation", label=label, generator=torch.Generator().manual_seed(3))
+    assert set(lab.unique().tolist()) == {0, 5}
+    for bad in (1.5, True, None):
+        with pytest.raises(TypeError, match="label_fill: expected an int"):
+            diff_augment(x, "translation", label=label, label_fill=bad)
+
+
+def test_diff_augment_translation_range_is_per_axis():
+    """On a 16 x 4 image with ratio 0.25 the shifts are integers up to 4 rows and 1 column."""
+    from ganblocks.augment import diff_augment
+
+    b = 64
+    rows = torch.arange(16.0).view(16, 1) * 10 + torch.arange(4.0).view(1, 4)
+    x = rows.expand(b, 1, 16, 4).contiguous() + 1000.0  # + 1000: nothing reads as zero padding
+    y = diff_augment(
+        x, "translation", translation_ratio=0.25, generator=torch.Generator().manual_seed(4)
+    )
+    v = y[:, 0, 8, 2] - 1000.0  # what the centre pixel reads
+    dy, dx = (v // 10 - 8).abs(), (v % 10 - 2).abs()
+    assert int(dy.max()) == 4 and int(dx.max()) == 1
