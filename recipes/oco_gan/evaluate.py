@@ -43,8 +43,9 @@ import os
 import statistics
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -230,12 +231,6 @@ def evaluate_run(
     Returns:
         The results dict (identical on every rank), also written as ``eval/results.json``.
     """
-    from ganblocks.metrics import FrechetInceptionDistance, KernelInceptionDistance, MeanIoU
-
-    from .data.datasets import evaluated_classes
-    from .generate import load_generator
-    from .segmenter import load_segmenter, pair_batches, real_dataset, segment
-
     start_time = time.time()
     ctx = ctx or DistributedContext()
     for name, value, low in (("repeats", repeats, 1), ("batch", batch, 1),
@@ -251,18 +246,99 @@ def evaluate_run(
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run: no run directory at {run_dir}")
     ckpt_path = Path(ckpt).expanduser() if ckpt is not None else run_dir / "checkpoint.pt"
-    device = ctx.device
 
-    loaded = load_generator(ckpt_path, device=device, ema=ema)
-    G, cfg = loaded.G, loaded.config
+    plan = _plan(ckpt_path, ema=ema, data_root=data_root, miou_classes=miou_classes,
+                 all_branches=all_branches, num_real=num_real, num_fake=num_fake, ctx=ctx)
+    extractor = make_feature_extractor(features, weights=fid_weights, protocol=fid_protocol,
+                                       device=ctx.device)
+    seg_module, seg_meta = (_open_segmenter(segmenter, plan, ctx=ctx)
+                            if segmenter is not None and plan.do_cond else (None, {}))
+    meters = _Meters(extractor, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                     seed=seed)
+    if progress and ctx.is_main:
+        from tqdm import tqdm
+
+        total = math.ceil(plan.n_real / ctx.world_size) + repeats * math.ceil(
+            (plan.n_fake * plan.do_uncond + plan.n_real * plan.do_cond) / ctx.world_size)
+        meters.bar = tqdm(total=total, unit="img", dynamic_ncols=True, desc="oco-gan evaluate")
+
+    my_labels, miou_real = _real_pass(plan, meters, seg_module, batch=batch, ctx=ctx)
+    seeds = [seed + k for k in range(repeats)]
+    per_set, ious = _sample_sets(plan, meters, seg_module, my_labels, seeds=seeds, batch=batch,
+                                 ctx=ctx)
+    if meters.bar is not None:
+        meters.bar.close()
+
+    metrics = {key: _summary(values) for key, values in per_set.items() if values}
+    results = _results(plan, metrics, run_dir=run_dir, ckpt_path=ckpt_path, ema=ema,
+                       repeats=repeats, seeds=seeds, features=features,
+                       fid_protocol=fid_protocol, num_real=num_real,
+                       kid=(kid_subsets, kid_subset_size), world_size=ctx.world_size)
+    if seg_module is not None:
+        real_result = miou_real.compute()
+        mean_iou = torch.stack(ious).nanmean(dim=0).tolist()  # a class may be absent in a set
+        results["segmenter"] = {
+            "path": str(segmenter),
+            "miou_real": real_result.miou,
+            "metadata": seg_meta or None,
+        }
+        results["iou_per_class"] = {n: (None if math.isnan(v) else v)
+                                    for n, v in zip(plan.ev.names, mean_iou)}
+    results["seconds"] = time.time() - start_time
+    if write and ctx.is_main:
+        out = run_dir / "eval"
+        _write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+        _write_atomic(out / "results.md", results_markdown(results))
+    ctx.barrier()
+    return results
+
+
+@dataclass
+class _Plan:
+    """What one evaluation measures: the generator, the validation images it is compared with,
+    the branches it measures and the classes the mIoU averages over."""
+
+    G: nn.Module
+    cfg: Any
+    step: int
+    val: Any
+    #: ``(metric, branch)`` pairs of the branch the run's ``train.mode`` left untrained.
+    untrained: Tuple[Tuple[str, str], ...]
+    #: Metric → why it is skipped.
+    skipped: Dict[str, str]
+    ev: Any
+    val_indices: List[int]
+    n_fake: int
+
+    @property
+    def n_real(self) -> int:
+        return len(self.val_indices)
+
+    @property
+    def do_uncond(self) -> bool:
+        return "FID" not in self.skipped
+
+    @property
+    def do_cond(self) -> bool:
+        return "CFID" not in self.skipped
+
+
+def _plan(ckpt_path: Path, *, ema: bool, data_root: Optional[str], miou_classes: str,
+          all_branches: bool, num_real: Optional[int], num_fake: Optional[int],
+          ctx: DistributedContext) -> _Plan:
+    """Load the generator and the validation set; decide the branches and the set sizes."""
+    from .data.datasets import evaluated_classes
+    from .generate import load_generator
+    from .segmenter import real_dataset
+
+    loaded = load_generator(ckpt_path, device=ctx.device, ema=ema)
+    cfg = loaded.config
     m = cfg.model
-    dtype = G.synthesis.const.dtype
     val = real_dataset(cfg, "val", root=data_root)
     untrained = () if _stagewise(cfg) else _UNTRAINED.get(cfg.train.mode, ())
     skipped = {} if all_branches else {
         key: f"train.mode={cfg.train.mode}: the {branch} branch was not trained"
         for key, branch in untrained}
-    do_uncond, do_cond = "FID" not in skipped, "CFID" not in skipped
     ev = evaluated_classes(cfg.data.name, m.num_classes, m.dontcare_index, protocol=miou_classes,
                            class_names=getattr(val, "class_names", None))
     mask = getattr(val, "labelled_mask", None)
@@ -279,11 +355,17 @@ def evaluate_run(
         if n < max(2, ctx.world_size):
             raise ValueError(f"{name}: {n} is too few; need at least 2 and at least one per "
                              f"process ({ctx.world_size})")
+    return _Plan(G=loaded.G, cfg=cfg, step=loaded.step, val=val, untrained=untrained,
+                 skipped=skipped, ev=ev, val_indices=val_indices, n_fake=n_fake)
 
-    extractor = make_feature_extractor(features, weights=fid_weights, protocol=fid_protocol,
-                                       device=device)
-    seg_module, seg_meta = (load_segmenter(segmenter, device=device)
-                            if segmenter is not None and do_cond else (None, {}))
+
+def _open_segmenter(segmenter: PathLike, plan: _Plan, *,
+                    ctx: DistributedContext) -> Tuple[Any, Dict[str, Any]]:
+    """The TorchScript segmenter and its metadata, checked against the run's model."""
+    from .segmenter import load_segmenter
+
+    m = plan.cfg.model
+    seg_module, seg_meta = load_segmenter(segmenter, device=ctx.device)
     if seg_meta and seg_meta.get("num_classes") not in (None, m.num_classes):
         raise ValueError(f"segmenter: {segmenter} was trained for {seg_meta['num_classes']} "
                          f"classes, the run's model has {m.num_classes}")
@@ -291,143 +373,157 @@ def evaluate_run(
     if seg_res is not None and list(seg_res) != list(m.resolution) and ctx.is_main:
         warnings.warn(f"segmenter: {segmenter} was trained at {seg_res[0]}x{seg_res[1]}, the run "
                       f"generates {m.resolution[0]}x{m.resolution[1]}: its mIoU will be lower "
-                      "than with a segmenter trained at the run's resolution", stacklevel=2)
+                      "than with a segmenter trained at the run's resolution", stacklevel=3)
+    return seg_module, seg_meta
 
-    def feats_of(images: torch.Tensor) -> torch.Tensor:
+
+class _Meters:
+    """FID and KID of one feature network: real statistics kept, fakes measured set by set
+    (features are extracted once per image and fed to both); the progress bar, if any."""
+
+    def __init__(self, extractor: nn.Module, *, kid_subsets: int, kid_subset_size: int,
+                 seed: int) -> None:
+        from ganblocks.metrics import FrechetInceptionDistance, KernelInceptionDistance
+
+        self.extractor = extractor
+        self.fid = FrechetInceptionDistance(_identity)
+        self.kid = KernelInceptionDistance(_identity, num_subsets=kid_subsets,
+                                           subset_size=kid_subset_size, seed=seed)
+        self.bar: Optional[Any] = None
+
+    def add(self, images: torch.Tensor, *, real: bool) -> None:
         with torch.no_grad():
-            out = extractor(images)
-        return out.reshape(out.shape[0], -1)
+            out = self.extractor(images)
+        f = out.reshape(out.shape[0], -1)
+        self.fid.update(f, real=real)
+        self.kid.update(f, real=real)
 
-    fid = FrechetInceptionDistance(_identity)
-    kid = KernelInceptionDistance(_identity, num_subsets=kid_subsets,
-                                  subset_size=kid_subset_size, seed=seed)
+    def new_set(self) -> None:
+        """Forget the fakes (the real statistics stay)."""
+        self.fid.reset(keep_real=True)
+        self.kid.reset(keep_real=True)
 
-    bar: Optional[Any] = None
-    if progress and ctx.is_main:
-        from tqdm import tqdm
+    def advance(self, k: int) -> None:
+        if self.bar is not None:
+            self.bar.update(k)
 
-        total = math.ceil(n_real / ctx.world_size) + repeats * math.ceil(
-            (n_fake * do_uncond + n_real * do_cond) / ctx.world_size)
-        bar = tqdm(total=total, unit="img", dynamic_ncols=True, desc="oco-gan evaluate")
 
-    def advance(k: int) -> None:
-        if bar is not None:
-            bar.update(k)
+def _real_pass(plan: _Plan, meters: _Meters, seg_module: Any, *, batch: int,
+               ctx: DistributedContext) -> Tuple[torch.Tensor, Any]:
+    """Features of this rank's real images, once; returns their label maps (which condition
+    the conditional samples) and the segmenter's mIoU meter on the real images."""
+    from ganblocks.metrics import MeanIoU
 
-    # -- real images: features once, label maps kept for the conditional samples ---------------
-    my_real = [val_indices[i] for i in shard_range(n_real, ctx.rank, ctx.world_size)]
+    from .segmenter import pair_batches, segment
+
+    m, device = plan.cfg.model, ctx.device
+    my_real = [plan.val_indices[i] for i in shard_range(plan.n_real, ctx.rank, ctx.world_size)]
     labels_kept: List[torch.Tensor] = []
-    miou_real = MeanIoU(m.num_classes, ignore_index=m.dontcare_index, classes=ev.label_ids,
+    miou_real = MeanIoU(m.num_classes, ignore_index=m.dontcare_index, classes=plan.ev.label_ids,
                         device=device)
-    for images, labels in pair_batches(val, my_real, batch, num_workers=cfg.data.num_workers):
+    for images, labels in pair_batches(plan.val, my_real, batch,
+                                       num_workers=plan.cfg.data.num_workers):
         images = images.to(device)
-        f = feats_of(images)
-        fid.update(f, real=True)
-        kid.update(f, real=True)
+        meters.add(images, real=True)
         labels_kept.append(labels.to(_label_dtype(m.num_classes)))
         if seg_module is not None:
             logits = segment(seg_module, images, tuple(labels.shape[1:]), m.num_classes)
             miou_real.update(logits.argmax(dim=1), labels.to(device))
-        advance(len(labels))
-    my_labels = torch.cat(labels_kept)
+        meters.advance(len(labels))
+    return torch.cat(labels_kept), miou_real
 
-    # -- sample sets -----------------------------------------------------------------------------
+
+def _sample_sets(plan: _Plan, meters: _Meters, seg_module: Any, my_labels: torch.Tensor, *,
+                 seeds: Sequence[int], batch: int,
+                 ctx: DistributedContext) -> Tuple[Dict[str, List[float]], List[torch.Tensor]]:
+    """Every metric on every sample set: ``(metric → value per set, per-class IoU per set)``.
+
+    Set ``k`` draws all ``n_fake`` unconditional and ``n_real`` conditional latents from
+    ``seeds[k]`` (identically on every rank) and this rank generates its part of each."""
+    from ganblocks.metrics import MeanIoU
+
+    from .segmenter import segment
+
+    m, device, G = plan.cfg.model, ctx.device, plan.G
+    dtype = G.synthesis.const.dtype
     per_set: Dict[str, List[float]] = {key: [] for key, *_ in _TABLE}
     ious: List[torch.Tensor] = []
-    seeds = [seed + k for k in range(repeats)]
-    fake_part = shard_range(n_fake, ctx.rank, ctx.world_size)
-    real_part = shard_range(n_real, ctx.rank, ctx.world_size)
+    fake_part = shard_range(plan.n_fake, ctx.rank, ctx.world_size)
+    real_part = shard_range(plan.n_real, ctx.rank, ctx.world_size)
     for set_seed in seeds:
         gen = torch.Generator().manual_seed(set_seed)
-        z_u = torch.randn(n_fake, m.z_dim, generator=gen)[fake_part.start:fake_part.stop]
-        z_c = torch.randn(n_real, m.z_dim, generator=gen)[real_part.start:real_part.stop]
-        if do_uncond:
-            fid.reset(keep_real=True)
-            kid.reset(keep_real=True)
+        z_u = torch.randn(plan.n_fake, m.z_dim, generator=gen)[fake_part.start:fake_part.stop]
+        z_c = torch.randn(plan.n_real, m.z_dim, generator=gen)[real_part.start:real_part.stop]
+        if plan.do_uncond:
+            meters.new_set()
             for zb in z_u.split(batch):
                 with torch.no_grad():
                     images = G(z=zb.to(device, dtype)).clamp(-1.0, 1.0)
-                f = feats_of(images)
-                fid.update(f, real=False)
-                kid.update(f, real=False)
-                advance(len(zb))
-            per_set["FID"].append(fid.compute())
-            per_set["KID"].append(kid.compute().mean)
-        if not do_cond:
+                meters.add(images, real=False)
+                meters.advance(len(zb))
+            per_set["FID"].append(meters.fid.compute())
+            per_set["KID"].append(meters.kid.compute().mean)
+        if not plan.do_cond:
             continue
-        fid.reset(keep_real=True)
-        kid.reset(keep_real=True)
-        miou = MeanIoU(m.num_classes, ignore_index=m.dontcare_index, classes=ev.label_ids,
+        meters.new_set()
+        miou = MeanIoU(m.num_classes, ignore_index=m.dontcare_index, classes=plan.ev.label_ids,
                        device=device)
         for zb, lb in zip(z_c.split(batch), my_labels.split(batch)):
             lb = lb.long().to(device)
             with torch.no_grad():
                 images = G(label=lb, z=zb.to(device, dtype)).clamp(-1.0, 1.0)
-            f = feats_of(images)
-            fid.update(f, real=False)
-            kid.update(f, real=False)
+            meters.add(images, real=False)
             if seg_module is not None:
                 logits = segment(seg_module, images, tuple(lb.shape[1:]), m.num_classes)
                 miou.update(logits.argmax(dim=1), lb)
-            advance(len(zb))
-        per_set["CFID"].append(fid.compute())
-        per_set["CKID"].append(kid.compute().mean)
+            meters.advance(len(zb))
+        per_set["CFID"].append(meters.fid.compute())
+        per_set["CKID"].append(meters.kid.compute().mean)
         if seg_module is not None:
             result = miou.compute()
             per_set["mIoU"].append(result.miou)
             ious.append(result.iou)
-    if bar is not None:
-        bar.close()
+    return per_set, ious
 
-    metrics = {key: _summary(values) for key, values in per_set.items() if values}
-    results: Dict[str, Any] = {
+
+def _results(plan: _Plan, metrics: Dict[str, Any], *, run_dir: Path, ckpt_path: Path,
+             ema: bool, repeats: int, seeds: List[int], features: str, fid_protocol: str,
+             num_real: Optional[int], kid: Tuple[int, int], world_size: int) -> Dict[str, Any]:
+    """The results dict, without the segmenter's entries and the time."""
+    cfg, ev = plan.cfg, plan.ev
+    kid_subsets, kid_subset_size = kid
+    return {
         "format": "oco-gan-eval",
         "version": 1,
         "run": str(run_dir),
         "checkpoint": str(ckpt_path),
-        "step": loaded.step,
+        "step": plan.step,
         "generator": "ema" if ema else "raw",
         "preset": cfg.preset,
         "dataset": cfg.data.name,
         "split": "val",
-        "resolution": list(m.resolution),
-        "num_real": n_real,
-        "num_fake": n_fake,
-        "num_cond": n_real,
+        "resolution": list(cfg.model.resolution),
+        "num_real": plan.n_real,
+        "num_fake": plan.n_fake,
+        "num_cond": plan.n_real,
         "repeats": repeats,
         "seeds": seeds,
         "features": features,
         "fid_protocol": fid_protocol if features == "inception" else None,
         "comparable_to_published": (features == "inception" and num_real is None
-                                    and n_fake == n_real),
-        "kid": {"num_subsets": kid_subsets, "subset_size": min(kid_subset_size, n_real, n_fake)},
-        "world_size": ctx.world_size,
+                                    and plan.n_fake == plan.n_real),
+        "kid": {"num_subsets": kid_subsets,
+                "subset_size": min(kid_subset_size, plan.n_real, plan.n_fake)},
+        "world_size": world_size,
         "train_mode": cfg.train.mode,
         "metrics": metrics,
-        "skipped": skipped,
-        "untrained_branch": [key for key, _ in untrained if key in metrics],
+        "skipped": plan.skipped,
+        "untrained_branch": [key for key, _ in plan.untrained if key in metrics],
         "miou_classes": {"protocol": ev.protocol, "num_classes": len(ev.label_ids),
                          "label_ids": list(ev.label_ids), "names": list(ev.names)},
         "segmenter": None,
         "seconds": None,
     }
-    if seg_module is not None:
-        real_result = miou_real.compute()
-        mean_iou = torch.stack(ious).nanmean(dim=0).tolist()  # a class may be absent in a set
-        results["segmenter"] = {
-            "path": str(segmenter),
-            "miou_real": real_result.miou,
-            "metadata": seg_meta or None,
-        }
-        results["iou_per_class"] = {n: (None if math.isnan(v) else v)
-                                    for n, v in zip(ev.names, mean_iou)}
-    results["seconds"] = time.time() - start_time
-    if write and ctx.is_main:
-        out = run_dir / "eval"
-        _write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-        _write_atomic(out / "results.md", results_markdown(results))
-    ctx.barrier()
-    return results
 
 
 #: Metrics of the branch a training mode leaves untrained: mode → ((metric, branch), ...).
