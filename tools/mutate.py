@@ -133,12 +133,16 @@ TESTS: dict[str, list[str]] = {
         "tests/losses/test_losses_pins.py",
     ],
     "ganblocks/losses/_checks.py": [
+        "tests/losses/test_losses_pins.py",
         "tests/losses/test_argument_names.py",
         "tests/losses/test_adversarial.py",
         "tests/losses/test_oasis.py",
         "tests/losses/test_labelmix.py",
     ],
-    "ganblocks/losses/_random.py": ["tests/losses/test_labelmix.py"],
+    "ganblocks/losses/_random.py": [
+        "tests/losses/test_losses_pins.py",
+        "tests/losses/test_labelmix.py",
+    ],
     "ganblocks/augment/ada.py": [
         "tests/augment/test_ada_reference.py",
         "tests/augment/test_ada.py",

@@ -1,0 +1,99 @@
+"""Pins of ganblocks.data found unchecked by mutation runs (issue 23): the sampler's stream (what
+a resumed run reads), its argument checks and flip bits; the palette's argument handling."""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import islice
+
+import numpy as np
+import pytest
+import torch
+
+from ganblocks.data import InfiniteSampler, colorize_labels, make_palette
+
+
+def _epoch_order(seed: int, epoch: int, n: int):
+    """The stream's permutation and flip bits, written out: a CPU generator seeded with the
+    63-bit little-endian BLAKE2b-64 digest of "seed:epoch", then randperm(n) and n coin flips."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=8).digest()
+    gen = torch.Generator().manual_seed(int.from_bytes(digest, "little") % 2**63)
+    perm = torch.randperm(n, generator=gen)
+    return perm.tolist(), torch.randint(0, 2, (n,), generator=gen, dtype=torch.bool).tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 3, 12345])
+def test_sampler_stream_is_stable_across_versions(seed):
+    """A resumed run must read the same items as before an upgrade: the stream is pinned."""
+    n, epochs = 7, 12
+    expected_keys, expected_flips = [], []
+    for e in range(epochs):
+        perm, flips = _epoch_order(seed, e, n)
+        expected_keys += perm
+        expected_flips += flips
+    got = list(islice(iter(InfiniteSampler(n, seed=seed, flip=True)), n * epochs))
+    assert [k for k, _ in got] == expected_keys
+    assert [f for _, f in got] == expected_flips
+    assert all(type(f) is bool and type(k) is int for k, f in got)
+
+
+def test_sampler_without_shuffle_cycles_in_order_with_explicit_keys():
+    s = InfiniteSampler([10, 20, 30], shuffle=False, rank=1, world_size=2, start=1)
+    # global positions 1 + 2 * 1 = 3, 5, 7, 9: items 0, 2, 1, 0
+    assert list(islice(iter(s), 4)) == [10, 30, 20, 10]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"world_size": 0}, "world_size must be a positive int"),
+        ({"world_size": 2.0}, "world_size must be a positive int"),
+        ({"rank": 2, "world_size": 2}, r"rank must be an int in \[0, 2\)"),
+        ({"rank": -1}, "rank must be an int"),
+        ({"start": -1}, "start must be a non-negative int"),
+    ],
+)
+def test_sampler_checks_its_arguments_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        InfiniteSampler(4, **kwargs)
+    with pytest.raises(ValueError, match="at least one item"):
+        InfiniteSampler([])
+
+
+# -- palette ------------------------------------------------------------------------------------
+
+
+def test_make_palette_range():
+    with pytest.raises(ValueError, match=r"num_classes must be in \[1, 2\*\*24\]"):
+        make_palette(2**24 + 1)
+    with pytest.raises(ValueError, match="num_classes must be in"):
+        make_palette(0)
+    with pytest.raises(TypeError, match="num_classes must be an int"):
+        make_palette(True)
+
+
+def test_colorize_labels_refuses_non_integer_labels():
+    for label in (torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.bool), np.zeros((2, 2))):
+        with pytest.raises(TypeError, match="label must have an integer dtype"):
+            colorize_labels(label, 3)
+    with pytest.raises(ValueError, match=r"label must be \[\.\.\., H, W\]"):
+        colorize_labels(torch.zeros(3, dtype=torch.long), 3)
+    with pytest.raises(TypeError, match="label must be a numpy array or torch tensor"):
+        colorize_labels([[0]], 3)
+
+
+def test_colorize_labels_with_a_given_palette():
+    """Palettes may be lists, arrays or tensors; values are rounded and clipped to [0, 255]."""
+    label = np.array([[0, 1], [2, 1]])
+    palette = [[0.0, -3.0, 300.0], [10.4, 10.6, 255.0], [1.0, 2.0, 3.0]]
+    out = colorize_labels(label, palette=palette)
+    assert out.dtype == np.uint8
+    assert out[0, 0].tolist() == [0, 0, 255] and out[0, 1].tolist() == [10, 11, 255]
+    assert out[1, 0].tolist() == [1, 2, 3]
+    same = colorize_labels(torch.from_numpy(label), palette=torch.tensor(palette))
+    assert same.tolist() == out.tolist()
+    for bad in ([[0, 0, 0, 0]], [0, 0, 0], np.zeros((2, 3, 1))):
+        with pytest.raises(ValueError, match=r"palette must be \[N, 3\]"):
+            colorize_labels(label, palette=bad)
+    with pytest.raises(ValueError, match="palette has 3 colours, num_classes is 4"):
+        colorize_labels(label, 4, palette=palette)
