@@ -7,6 +7,14 @@ also measures the 256² ``ade20k`` preset in fp32 and bf16.
 
     python benchmarks/train.py [--steps 20] [--threads 2] [--preset demo] [key=value ...]
 
+``--floor`` adds the compute floor: the step's FLOPs (counted by
+``torch.utils.flop_counter`` on one step without R1) divided by the sgemm rate measured here (the
+best of 2048² matmuls on the same threads), so the printed ratio is how far the step is from
+running its arithmetic at matrix-multiply speed. ``--versus-ref`` times the step in
+subprocesses with the native kernels (default) and without them (``GANBLOCKS_NATIVE=off``, the
+pure-PyTorch reference ops), interleaved for ``--rounds`` rounds, and prints both images/s and
+their ratio.
+
 ``--compile`` then compiles every block of G and D with ``torch.compile`` (the ops' native kernels
 are custom ops inside the compiled graphs) and prints the compiled step time beside the eager
 one. The lazy-R1 steps run their blocks eagerly (``torch.compiler.set_stance("force_eager")``):
@@ -16,7 +24,11 @@ AOTAutograd, which compiled blocks use, has no double backward.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +37,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from flops import flop_counter, matmul_flops_per_s
 
 from recipes.oco_gan.config import apply_overrides, get_preset
 from recipes.oco_gan.train import OCOGANTrainer
@@ -85,8 +100,19 @@ def compare_compiled(trainer, steps: int, device: str, eager_s: float,
     ]
 
 
+def step_flops(trainer) -> int:
+    """FLOPs of one training step without the lazy R1 term (convolutions and matrix products of
+    the forward and backward passes of G and D; the elementwise and resampling ops are not
+    counted)."""
+    while trainer.cfg.loss.r1_gamma > 0 and _r1_due(trainer):
+        trainer.train_step()
+    with flop_counter() as counter:
+        trainer.train_step()
+    return counter.flops
+
+
 def run(preset: str, overrides, steps: int, device: str, compile_: bool = False,
-        backend: str = "inductor") -> None:
+        backend: str = "inductor", floor: bool = False, quiet: bool = False) -> float:
     cfg = apply_overrides(get_preset(preset), list(overrides))
     with tempfile.TemporaryDirectory() as tmp:
         from ganblocks.train import DistributedContext
@@ -100,9 +126,12 @@ def run(preset: str, overrides, steps: int, device: str, compile_: bool = False,
         trainer.timings = {}
         elapsed = timed_steps(trainer, steps, device, r1_eager=False)
         timings = dict(trainer.timings)
+        flops = step_flops(trainer) if floor else 0
         compiled = (compare_compiled(trainer, steps, device, elapsed, backend) if compile_
                     else [])
     images = steps * (trainer.bu + trainer.bc)
+    if quiet:
+        return images / elapsed
     mp = cfg.train.mixed_precision
     print(f"\n{preset} ({cfg.model.resolution[0]}x{cfg.model.resolution[1]}, batch "
           f"{trainer.bu} uncond + {trainer.bc} cond, {mp}, {device}, "
@@ -119,8 +148,37 @@ def run(preset: str, overrides, steps: int, device: str, compile_: bool = False,
         print(f"  {name:<40} {t / steps * 1000:8.1f} {t / total:6.1%}")
     print(f"  (phases cover {total / elapsed:.0%} of the wall time; R1 runs every "
           f"{cfg.loss.r1_interval} steps, its share is averaged)")
+    if floor:
+        rate = matmul_flops_per_s("cpu") / 1e9
+        floor_s = flops / (rate * 1e9)
+        print(f"  compute floor: {flops / 1e9:.2f} GFLOP per step (no R1) at the measured sgemm "
+              f"rate {rate:.1f} GFLOP/s = {floor_s * 1000:.0f} ms/step, "
+              f"{(trainer.bu + trainer.bc) / floor_s:.1f} images/s; the step runs at "
+              f"{floor_s / (elapsed / steps):.0%} of it")
     for line in compiled:
         print(line)
+    return images / elapsed
+
+
+def versus_ref(preset: str, overrides, steps: int, threads: int, rounds: int) -> None:
+    """Images/s of the step with the native kernels and with the reference ops, each measured in
+    its own subprocess, the two interleaved over ``rounds`` rounds."""
+    rates = {"native": [], "ref": []}
+    for r in range(rounds):
+        for impl in (("native", "ref") if r % 2 == 0 else ("ref", "native")):
+            env = dict(os.environ, GANBLOCKS_NATIVE="off" if impl == "ref" else "auto")
+            cmd = [sys.executable, __file__, "--quiet", "--steps", str(steps), "--threads",
+                   str(threads), "--preset", preset, *overrides]
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+            rates[impl].append(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
+    native, ref = statistics.median(rates["native"]), statistics.median(rates["ref"])
+    print(f"\n{preset} step, {threads} thread(s), median of {rounds} interleaved rounds of "
+          f"{steps} steps:")
+    print(f"  native kernels   {native:6.1f} images/s  (rounds: "
+          f"{', '.join(f'{x:.1f}' for x in rates['native'])})")
+    print(f"  reference ops    {ref:6.1f} images/s  (rounds: "
+          f"{', '.join(f'{x:.1f}' for x in rates['ref'])})")
+    print(f"  native / ref     {native / ref:6.2f}x")
 
 
 def main() -> None:
@@ -132,10 +190,24 @@ def main() -> None:
                         help="also time the step with G's and D's blocks torch.compile'd")
     parser.add_argument("--compile-backend", default="inductor",
                         help="torch.compile backend for --compile (default inductor)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also print the compute floor (FLOPs / measured sgemm rate)")
+    parser.add_argument("--versus-ref", action="store_true",
+                        help="time native kernels against the reference ops (subprocesses)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of --versus-ref")
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    run(args.preset, args.overrides, args.steps, "cpu", args.compile, args.compile_backend)
+    if args.quiet:  # one measurement for --versus-ref, as JSON
+        rate = run(args.preset, args.overrides, args.steps, "cpu", quiet=True)
+        print(json.dumps({"images_per_s": rate}))
+        return
+    if args.versus_ref:
+        versus_ref(args.preset, args.overrides, args.steps, args.threads, args.rounds)
+        return
+    run(args.preset, args.overrides, args.steps, "cpu", args.compile, args.compile_backend,
+        floor=args.floor)
     if torch.cuda.is_available():
         for mp in ("none", "bf16"):
             run("ade20k", [f"train.mixed_precision={mp}", "train.channels_last=true"],
