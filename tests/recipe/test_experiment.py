@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from recipes.oco_gan import experiment as ex
 from recipes.oco_gan.cli import main
@@ -78,6 +79,49 @@ def test_smoke_writes_every_arm_table_and_chart(finished: Path):
     assert "Real-vs-real FID" in md
     png = (finished / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_samples_grid_shows_every_arm_at_its_best_snapshots(finished: Path):
+    import numpy as np
+    from PIL import Image
+
+    from recipes.oco_gan.experiment.grids import GRID_SEED, best_snapshot
+    from recipes.oco_gan.generate import (
+        generate_conditional,
+        generate_unconditional,
+        load_generator,
+    )
+    from recipes.oco_gan.visualize import to_uint8
+
+    arms = ex.plan_arms(ex.SCALES["smoke"], seeds=1)
+    grid = np.asarray(Image.open(finished / "samples.png"))
+    num, size = 8, 32 * 2  # 8 samples per branch, 32x32 images shown 2x
+    assert grid.shape == ((1 + len(arms)) * size, 2 * num * size, 3)
+    labels = None
+    for r, arm in enumerate(arms, start=1):
+        row = grid[r * size:(r + 1) * size:2, ::2]  # back to 1x
+        run = finished / "arms" / arm.name
+        for half, metric in enumerate(("FID", "CFID")):
+            cells = row[:, half * num * 32:(half + 1) * num * 32]
+            if metric not in arm.scored:
+                assert (cells == 255).all(), (arm.name, metric)
+                continue
+            snap = best_snapshot(run, metric)
+            assert snap.name == ("best.pt" if metric == "FID" else "best_cfid.pt")
+            G = load_generator(snap).G
+            if metric == "FID":
+                want = generate_unconditional(G, num=num, seed=GRID_SEED)
+            else:
+                if labels is None:
+                    from recipes.oco_gan.segmenter import real_dataset
+
+                    val = real_dataset(load_generator(snap).config, "val")
+                    labels = torch.stack([val.get_item(i, flip=False)["label"]
+                                          for i in range(num)])
+                want = generate_conditional(G, labels, seed=GRID_SEED)[:, 0]
+            want = to_uint8(want).permute(0, 2, 3, 1).numpy()  # [n, H, W, 3]
+            got = cells.reshape(32, num, 32, 3).transpose(1, 0, 2, 3)
+            assert np.array_equal(got, want), (arm.name, metric)
 
 
 def test_images_budget_gives_every_arm_the_hybrids_images(tmp_path: Path):

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ..train_select import read_curve
+from .grids import samples_grid
 from .plan import RESULTS_FORMAT, Arm, Scale, plan_arms, train_overrides
 from .procs import (
     Children,
@@ -190,6 +190,8 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     :data:`~recipes.oco_gan.experiment.plan.BUDGETS`). Every arm keeps its model-selection curve
     (``arms/NAME/selection.json``); the summary reports the best and the last point of each.
 
+    ``samples.png`` shows every arm's samples at its best snapshots (:mod:`.grids`).
+
     Every sitting's wall time (also an interrupted one's) is kept in ``out/sittings.jsonl``;
     ``results.json`` reports their sum as ``wall_seconds``.
 
@@ -224,6 +226,7 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     _write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     _write_text(out / "results.md", results_markdown(results))
     results_chart(results, out / "results.png")
+    samples_grid(out, plan_arms(scale, seeds=seeds, stagewise=stagewise, budget=budget))
     return results
 
 
@@ -263,6 +266,8 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budge
         evaluated = run_all(evaluate, arms, jobs=jobs, halt=halt)
         if halt.is_set():
             raise Interrupted("stopped by a signal; rerun the same command to continue")
+    from ..train_select import read_curve  # imports torch: not at import (oco-gan --help)
+
     floor = real_floor(scale, out=out, extra=extra, device=device)
     arm_results = [ArmResult(a, read_curve(out / "arms" / a.name), r)
                    for a, r in zip(arms, evaluated)]
