@@ -305,6 +305,7 @@ TESTS: dict[str, list[str]] = {
         "tests/ops/test_self_check.py",
     ],
     "recipes/oco_gan/model.py": [
+        "tests/recipe/test_model_pins.py",
         "tests/recipe/test_model_reference.py",
         "tests/recipe/test_model.py",
     ],
