@@ -1,8 +1,9 @@
 """The ``oco-gan evaluate``, ``oco-gan generate`` and ``oco-gan train-segmenter`` subcommands.
 
-Each command is a pair ``(register(subparsers), run(args) -> exit code)`` in :data:`COMMANDS`,
-which :mod:`recipes.oco_gan.cli` wires into the ``oco-gan`` tool. Heavy imports (torch, the
-model, the metrics) happen inside ``run`` so that ``oco-gan --help`` stays fast. The work itself
+Each command is a pair ``register_<name>(subparsers)`` / ``run_<name>(args) -> exit code``
+(also listed in :data:`COMMANDS`), which the command table of :mod:`recipes.oco_gan.cli` wires
+into the ``oco-gan`` tool. Heavy imports (torch, the model, the metrics) happen inside
+``run_*`` so that ``oco-gan --help`` stays fast. The work itself
 lives in :mod:`recipes.oco_gan.evaluate`, :mod:`recipes.oco_gan.generate` and
 :mod:`recipes.oco_gan.segmenter`, usable from code.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
+
+from .cli_support import exit_process, set_cpu_threads
 
 __all__ = ["COMMANDS"]
 
@@ -48,13 +50,6 @@ def _resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
-
-
-def _set_cpu_threads(ctx) -> None:
-    import torch
-
-    if ctx.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, ctx.world_size)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,7 +122,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run, results_markdown
 
     ctx = init_distributed(device=_device(args.device))
-    _set_cpu_threads(ctx)
+    set_cpu_threads(ctx)
     try:
         results = evaluate_run(
             args.run, ckpt=args.ckpt, segmenter=args.segmenter, repeats=args.repeats,
@@ -146,8 +141,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if ctx.distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     if ctx.distributed:
-        from .cli import exit_process
-
         exit_process(0)
     return 0
 

@@ -10,7 +10,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .grids import samples_grid
 from .plan import RESULTS_FORMAT, Arm, Scale, plan_arms, train_overrides
 from .procs import (
     Children,
@@ -226,6 +225,8 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     _write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     _write_text(out / "results.md", results_markdown(results))
     results_chart(results, out / "results.png")
+    from .grids import samples_grid  # imports torch: not at import (oco-gan --help)
+
     samples_grid(out, plan_arms(scale, seeds=seeds, stagewise=stagewise, budget=budget))
     return results
 
