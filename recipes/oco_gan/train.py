@@ -89,23 +89,57 @@ class OCOGANTrainer:
                  progress: bool = True) -> None:
         self.ctx = ctx or DistributedContext()
         self.run_dir = Path(run_dir)
-        ckpt_path = self.run_dir / CHECKPOINT
-        state = None
         self.resume_changes: Dict[str, Tuple[Any, Any]] = {}
+        state = None
         if resume:
-            if not ckpt_path.is_file():
-                raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-            state = load_checkpoint(ckpt_path, map_location="cpu")
-            saved = OCOGANConfig.from_dict(state["config"])
-            if config is not None:
-                self.resume_changes = resume_changes(saved, config.validate())
-            config = config or saved
+            config, state = self._resumed_config(config)
         elif config is None:
             raise ValueError("config: required unless resume=True")
         self.cfg = config.validate()
         self.progress = progress and self.ctx.is_main
-        m, t = self.cfg.model, self.cfg.train
         self.device = self.ctx.device
+        self._plan_batches()
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.ctx.barrier()
+
+        self._open_data()
+        self._build_models(init_from=state is None)  # a resumed run has its own weights
+        self._build_optimizers()
+        self._build_augment()
+        self.gen = torch.Generator().manual_seed(self.cfg.train.seed)  # every shared draw
+        #: Set to a dict to accumulate the wall time of each phase of the step (benchmarks).
+        self.timings: Optional[Dict[str, float]] = None
+        self.step = 0
+        self.images_seen = 0
+        self._fixed = self._fixed_samples()
+        self.selection = ModelSelection(self)
+        if state is not None:
+            self._load_state(state)
+        if self.ctx.is_main:  # every check passed: record the run
+            if state is not None:
+                dedupe_metrics(self.run_dir, self.step)
+            self.cfg.save(self.run_dir / "config.json")
+            record_history(self.run_dir, "resume" if state is not None else "start",
+                           step=self.step, changes=self.resume_changes)
+
+    # -- construction ----------------------------------------------------------------------------
+    def _resumed_config(self, config: Optional[OCOGANConfig]
+                        ) -> Tuple[OCOGANConfig, Dict[str, Any]]:
+        """The config to resume with (``config``, checked against the checkpoint's and its
+        changes kept in :attr:`resume_changes`, else the checkpoint's) and the checkpoint."""
+        ckpt_path = self.run_dir / CHECKPOINT
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        state = load_checkpoint(ckpt_path, map_location="cpu")
+        saved = OCOGANConfig.from_dict(state["config"])
+        if config is not None:
+            self.resume_changes = resume_changes(saved, config.validate())
+        return config or saved, state
+
+    def _plan_batches(self) -> None:
+        """The branches that train, their global batch sizes and this rank's rows of them."""
+        t = self.cfg.train
         self.use_uncond = t.mode != "cond_only"
         self.use_cond = t.mode != "uncond_only"
         self.bu = t.batch_uncond if self.use_uncond else 0
@@ -113,11 +147,10 @@ class OCOGANTrainer:
         self.shard_u = self.ctx.shard(self.bu, "train.batch_uncond")
         self.shard_c = self.ctx.shard(self.bc, "train.batch_cond")
 
-        if self.ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.ctx.barrier()
-
-        # Data: all training images (unconditional reals) and the labelled ones (conditional).
+    def _open_data(self) -> None:
+        """All training images (the unconditional reals), the labelled ones (the conditional
+        reals) and the two sample streams over them."""
+        t = self.cfg.train
         self.data = open_training_data(self.cfg, self.run_dir, is_main=self.ctx.is_main,
                                        barrier=self.ctx.barrier)
         if self.use_cond and not self.data.labelled_indices:
@@ -125,7 +158,10 @@ class OCOGANTrainer:
         self.stream_u = SampleStream(self.data.all_indices, seed=t.seed)
         self.stream_c = SampleStream(self.data.labelled_indices or [0], seed=t.seed + 1)
 
-        # Models (identical initialisation on every rank; broadcast to be safe).
+    def _build_models(self, *, init_from: bool) -> None:
+        """G, D and the EMA of G, initialised identically on every rank (and broadcast to be
+        safe); ``train.init_from`` weights when ``init_from``; ``train.freeze`` applied."""
+        m, t = self.cfg.model, self.cfg.train
         torch.manual_seed(t.seed)
         self.dtype = torch.float64 if t.dtype == "float64" else torch.float32
         self.G = Generator(m).to(self.device, self.dtype)
@@ -137,13 +173,23 @@ class OCOGANTrainer:
         self.ctx.broadcast_module(self.D)
         self.ema = ExponentialMovingAverage(self.G, decay=t.ema_decay,
                                             rampup_steps=t.ema_rampup_steps)
-        if t.init_from is not None and state is None:  # a resumed run has its own weights
+        if t.init_from is not None and init_from:
             load_init_weights(t.init_from, self.G, self.D, self.ema)
         freeze_parts(self.G, self.D, t.freeze)
+
+    def _build_optimizers(self) -> None:
+        """Adam for the trainable parameters of G and of D (D's corrected for the lazy R1
+        steps), and the loss scaler of fp16 mixed precision."""
+        t = self.cfg.train
         self.opt_g = torch.optim.Adam(trainable_parameters(self.G), lr=t.lr_g, betas=t.betas)
         lr_d, betas_d = (lazy_adam_params(t.lr_d, t.betas, self.cfg.loss.r1_interval)
                          if self._r1_enabled else (t.lr_d, t.betas))
         self.opt_d = torch.optim.Adam(trainable_parameters(self.D), lr=lr_d, betas=betas_d)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.mixed_precision == "fp16")
+
+    def _build_augment(self) -> None:
+        """ADA (``train.ada``) applied to images and label maps together, else ``None``."""
+        m, t = self.cfg.model, self.cfg.train
         self.augment = None
         if t.ada:
             from ganblocks.augment import AdaptiveAugment
@@ -152,23 +198,6 @@ class OCOGANTrainer:
                 target=t.ada_target, kimg=t.ada_kimg, interval=t.ada_interval,
                 label_fill=m.dontcare_index if m.dontcare_index is not None else 0,
             ).to(self.device)
-
-        self.gen = torch.Generator().manual_seed(t.seed)  # the shared stream of every draw
-        #: Set to a dict to accumulate the wall time of each phase of the step (benchmarks).
-        self.timings: Optional[Dict[str, float]] = None
-        self.step = 0
-        self.images_seen = 0
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.mixed_precision == "fp16")
-        self._fixed = self._fixed_samples()
-        self.selection = ModelSelection(self)
-        if state is not None:
-            self._load_state(state)
-        if self.ctx.is_main:  # every check passed: record the run
-            if state is not None:
-                dedupe_metrics(self.run_dir, self.step)
-            self.cfg.save(self.run_dir / "config.json")
-            record_history(self.run_dir, "resume" if state is not None else "start",
-                           step=self.step, changes=self.resume_changes)
 
     # -- helpers ---------------------------------------------------------------------------------
     @property
