@@ -143,6 +143,10 @@ TESTS: dict[str, list[str]] = {
         "tests/recipe/test_model_reference.py",
         "tests/nn/test_block_pins.py",
     ],
+    "ganblocks/nn/discriminator_block.py": [
+        "tests/nn/test_discriminator_block.py",
+        "tests/stylegan2/test_equivalence.py",
+    ],
     "ganblocks/losses/adversarial.py": [
         "tests/losses/test_adversarial.py",
         "tests/losses/test_argument_names.py",

@@ -41,6 +41,7 @@ __all__ = [
     "modulated_conv2d",
 ]
 
+from .discriminator_block import StyleGAN2DiscriminatorBlock
 from .epilogue import DiscriminatorEpilogue
 from .noise import NoiseInjection
 from .noise3d import Noise3d, concat_noise_3d
@@ -58,6 +59,7 @@ __all__ += [
     "Noise3d",
     "NoiseInjection",
     "SPADEResBlock",
+    "StyleGAN2DiscriminatorBlock",
     "ToRGB",
     "WAverageTruncation",
     "concat_noise_3d",

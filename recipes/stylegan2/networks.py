@@ -11,8 +11,8 @@ Block ↔ ganblocks:
 * synthesis layer: :class:`~ganblocks.nn.ModulatedConv2d` → :class:`~ganblocks.nn.NoiseInjection` →
   :func:`~ganblocks.ops.bias_act` (bias, lrelu, clamp);
 * to-RGB with skip up-sampling: :class:`~ganblocks.nn.ToRGB`;
-* discriminator layers: :class:`~ganblocks.nn.EqualConv2d` (``down=2``, ``conv_clamp``),
-  :class:`~ganblocks.nn.Downsample2d`; epilogue: :class:`~ganblocks.nn.DiscriminatorEpilogue`.
+* discriminator blocks: :class:`~ganblocks.nn.StyleGAN2DiscriminatorBlock` (``resnet``, ``skip``,
+  ``orig``); epilogue: :class:`~ganblocks.nn.DiscriminatorEpilogue`.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from torch import nn
 
 from ganblocks.nn import (
     DiscriminatorEpilogue,
-    Downsample2d,
     EqualConv2d,
     MappingNetwork,
     ModulatedConv2d,
     NoiseInjection,
+    StyleGAN2DiscriminatorBlock,
     ToRGB,
     WAverageTruncation,
 )
-from ganblocks.nn._utils import check_input, check_int
+from ganblocks.nn.checks import check_input, check_int
 from ganblocks.ops import ACTIVATIONS, bias_act
 
 __all__ = ["Discriminator", "Generator", "MappingWithTruncation", "SynthesisNetwork"]
@@ -494,71 +494,8 @@ class Generator(nn.Module):
 # Discriminator
 
 
-class DiscriminatorBlock(nn.Module):
-    """One resolution of the discriminator: [fromRGB] → conv → conv ↓2 (+ resnet skip ↓2)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        tmp_channels: int,
-        out_channels: int,
-        img_channels: int,
-        *,
-        architecture: str = "resnet",
-        activation: str = "lrelu",
-        resample_filter: Sequence[float] = (1, 3, 3, 1),
-        conv_clamp: Optional[float] = None,
-        use_fp16: bool = False,
-    ) -> None:
-        super().__init__()
-        self.in_channels, self.architecture, self.use_fp16 = in_channels, architecture, use_fp16
-        conv = {"activation": activation, "conv_clamp": conv_clamp}
-        self.fromrgb: Optional[EqualConv2d] = None
-        if in_channels == 0 or architecture == "skip":
-            self.fromrgb = EqualConv2d(img_channels, tmp_channels, 1, **conv)
-        self.conv0 = EqualConv2d(tmp_channels, tmp_channels, 3, **conv)
-        self.conv1 = EqualConv2d(
-            tmp_channels,
-            out_channels,
-            3,
-            down=2,
-            resample_filter=resample_filter,
-            persistent_filter=True,
-            **conv,
-        )
-        self.skip: Optional[EqualConv2d] = None
-        if architecture == "resnet":
-            self.skip = EqualConv2d(
-                tmp_channels,
-                out_channels,
-                1,
-                bias=False,
-                down=2,
-                resample_filter=resample_filter,
-                persistent_filter=True,
-            )
-        # Down-samples the image fed to the next block's fromRGB ('skip' architecture).
-        self.downsample = Downsample2d(2, resample_filter=resample_filter, persistent_filter=True)
-
-    def forward(
-        self, x: Optional[torch.Tensor], img: Optional[torch.Tensor], *, force_fp32: bool = False
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        dtype = _block_dtype(self.use_fp16, img if x is None else x, force_fp32)
-        if x is not None:
-            x = x.to(dtype)
-        if self.fromrgb is not None:
-            assert img is not None
-            img = img.to(dtype)
-            y = self.fromrgb(img)
-            x = y if x is None else x + y
-            img = self.downsample(img) if self.architecture == "skip" else None
-        assert x is not None
-        if self.skip is not None:
-            y = self.skip(x, gain=_SQRT_HALF)
-            x = y + self.conv1(self.conv0(x), gain=_SQRT_HALF)
-        else:
-            x = self.conv1(self.conv0(x))
-        return x, img
+#: The library's block, under the name the converter and older code know.
+DiscriminatorBlock = StyleGAN2DiscriminatorBlock
 
 
 class _Epilogue(DiscriminatorEpilogue):
@@ -665,14 +602,15 @@ class Discriminator(nn.Module):
             setattr(
                 self,
                 f"b{res}",
-                DiscriminatorBlock(
+                StyleGAN2DiscriminatorBlock(
                     channels[res] if res < self.img_resolution else 0,
                     channels[res],
                     channels[res // 2],
-                    self.img_channels,
+                    img_channels=self.img_channels,
                     architecture=architecture,
                     conv_clamp=conv_clamp,
                     use_fp16=res >= fp16_res,
+                    persistent_filter=True,  # NVlabs' checkpoints store the filters
                     **block,
                 ),
             )
@@ -700,7 +638,7 @@ class Discriminator(nn.Module):
             **epilogue,
         )
 
-    def blocks(self) -> List[DiscriminatorBlock]:
+    def blocks(self) -> List[StyleGAN2DiscriminatorBlock]:
         """The blocks from the input resolution down to 8×8."""
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
