@@ -13,7 +13,7 @@ from .mapping import MappingNetwork, StyleMapMapping
 from .minibatch_std import MinibatchStd
 from .modulation import ModulatedConv2d, SpatialModulation, StyledConv2d, modulated_conv2d
 from .resample import Blur, Downsample2d, Upsample2d
-from .resblocks import ResBlockD, ResBlockU
+from .resblocks import OASISResBlockDown, OASISResBlockUp, ResBlockD, ResBlockU
 from .spade import SPADE
 from .stylemap import StyleMapResizer, StyleMapSynthesisBlock
 
@@ -28,6 +28,8 @@ __all__ = [
     "MappingNetwork",
     "MinibatchStd",
     "ModulatedConv2d",
+    "OASISResBlockDown",
+    "OASISResBlockUp",
     "PixelNorm",
     "ResBlockD",
     "ResBlockU",

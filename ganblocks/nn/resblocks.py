@@ -1,12 +1,16 @@
-"""Residual down- and up-sampling blocks of U-Net discriminators (OASIS-style).
+"""Residual down- and up-sampling blocks of OASIS's U-Net discriminator (Schönfeld et al., 2021).
 
-* :class:`ResBlockD`: ``lrelu → conv3×3 → lrelu → conv3×3 → avgpool2``, plus a shortcut
+* :class:`OASISResBlockDown`: ``lrelu → conv3×3 → lrelu → conv3×3 → avgpool2``, plus a shortcut
   ``avgpool2 → conv1×1`` (the 1×1 conv only when the channel count changes), summed.
-* :class:`ResBlockU`: ``lrelu → nearest up×2 → conv3×3 → lrelu → conv3×3``, plus a shortcut
+* :class:`OASISResBlockUp`: ``lrelu → nearest up×2 → conv3×3 → lrelu → conv3×3``, plus a shortcut
   ``conv1×1 → nearest up×2`` (the conv only when the channel count changes), summed.
 
+They are plain sums (no ``1/√2``) with average pooling and nearest up-sampling, unlike StyleGAN2's
+residual block (:class:`~ganblocks.nn.StyleGAN2DiscriminatorBlock`: FIR down-sampling convs and a
+``√0.5``-scaled sum). ``ResBlockD`` and ``ResBlockU`` are their former names, kept as aliases.
+
 Pooling, nearest up-sampling and a 1×1 convolution commute, so each shortcut runs its convolution on
-the smaller grid; likewise the first lrelu of :class:`ResBlockU` runs before the up-sampling.
+the smaller grid; likewise the first lrelu of :class:`OASISResBlockUp` runs before the up-sampling.
 Spectral norm, when asked, wraps every convolution of the block with
 :func:`torch.nn.utils.parametrizations.spectral_norm` (check with
 ``torch.nn.utils.parametrize.is_parametrized(conv, 'weight')``).
@@ -26,13 +30,13 @@ from ._utils import conv2d
 from .checks import check_input, check_int
 from .equalized import EqualConv2d
 
-__all__ = ["ResBlockD", "ResBlockU"]
+__all__ = ["OASISResBlockDown", "OASISResBlockUp", "ResBlockD", "ResBlockU"]
 
 _SLOPE = 0.2  # negative slope of every leaky ReLU in these blocks
 
 
-class ResBlockD(nn.Module):
-    """Residual discriminator block that (optionally) halves the resolution.
+class OASISResBlockDown(nn.Module):
+    """OASIS's residual discriminator block that (optionally) halves the resolution.
 
     Main path ``lrelu → conv3×3 → lrelu → conv3×3 → avgpool2``; shortcut ``avgpool2 → conv1×1``
     (the conv only when ``in_channels != out_channels``); output = main + shortcut.
@@ -58,7 +62,7 @@ class ResBlockD(nn.Module):
         ``x: [N, in_channels, H, W]`` → ``[N, out_channels, H // 2, W // 2]`` (or ``H × W``).
 
     Example:
-        >>> ResBlockD(3, 64)(torch.randn(2, 3, 32, 32)).shape
+        >>> OASISResBlockDown(3, 64)(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 64, 16, 16])
     """
 
@@ -136,8 +140,8 @@ class ResBlockD(nn.Module):
         )
 
 
-class ResBlockU(nn.Module):
-    """Residual decoder block that doubles the resolution (nearest up-sampling).
+class OASISResBlockUp(nn.Module):
+    """OASIS's residual decoder block that doubles the resolution (nearest up-sampling).
 
     Main path ``lrelu → nearest up×2 → conv3×3 → lrelu → conv3×3``; shortcut
     ``conv1×1 → nearest up×2`` (the conv only when ``in_channels != out_channels``); output = main +
@@ -153,7 +157,7 @@ class ResBlockU(nn.Module):
         ``x: [N, in_channels, H, W]`` → ``[N, out_channels, 2H, 2W]``.
 
     Example:
-        >>> ResBlockU(128, 64)(torch.randn(2, 128, 4, 4)).shape
+        >>> OASISResBlockUp(128, 64)(torch.randn(2, 128, 4, 4)).shape
         torch.Size([2, 64, 8, 8])
     """
 
@@ -190,3 +194,9 @@ class ResBlockU(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}"
+
+
+#: Former name of :class:`OASISResBlockDown` (an alias: the same class).
+ResBlockD = OASISResBlockDown
+#: Former name of :class:`OASISResBlockUp` (an alias: the same class).
+ResBlockU = OASISResBlockUp

@@ -7,9 +7,9 @@ up-sampling between them, ``lrelu → conv3×3 → tanh``) fed with ``[z; label]
 the residual blocks' convs, batch or instance parameter-free norm in the SPADE layers. Widths
 ``channels_G · [16, 16, 16, 8, 4, 2, 1]``.
 
-Discriminator: a residual U-Net. Encoder ``body_down``: :class:`~ganblocks.nn.ResBlockD` (the first
-without pre-activation), each halving the resolution; decoder ``body_up``:
-:class:`~ganblocks.nn.ResBlockU`, each doubling it, fed from the second on with
+Discriminator: a residual U-Net. Encoder ``body_down``: :class:`~ganblocks.nn.OASISResBlockDown`
+(the first without pre-activation), each halving the resolution; decoder ``body_up``:
+:class:`~ganblocks.nn.OASISResBlockUp`, each doubling it, fed from the second on with
 ``[encoder skip; x]``; a 1×1 conv to ``N + 1`` per-pixel logits (class 0 = fake). Every conv of the
 residual blocks is spectral-normed and their learned shortcuts have a bias. OASIS hard-codes the
 widths (``[3, 128, 128, 256, 256, 512, 512]`` and 64 before the last conv); :meth:`Discriminator.
@@ -32,8 +32,8 @@ from torch import nn
 from ganblocks.convert import Rule, StateDictConverter
 from ganblocks.nn import (
     Noise3d,
-    ResBlockD,
-    ResBlockU,
+    OASISResBlockDown,
+    OASISResBlockUp,
     spectral_norm_from_legacy,
     spectral_norm_to_legacy,
 )
@@ -211,15 +211,15 @@ class Discriminator(nn.Module):
         n = len(ch) - 1
         sn = bool(spectral_norm)
         self.body_down = nn.ModuleList(
-            ResBlockD(ch[i], ch[i + 1], spectral_norm=sn, equalized=False, preactivate=i > 0,
-                      shortcut_bias=True)
+            OASISResBlockDown(ch[i], ch[i + 1], spectral_norm=sn, equalized=False,
+                              preactivate=i > 0, shortcut_bias=True)
             for i in range(n)
         )
         # decoder block i maps [skip; x] (2·c_{n-i} channels, c_n for the first) → c_{n-1-i}
         ins = [ch[n]] + [2 * ch[n - i] for i in range(1, n)]
         outs = [ch[n - 1 - i] for i in range(n - 1)] + [int(last_channels)]
         self.body_up = nn.ModuleList(
-            ResBlockU(cin, cout, spectral_norm=sn, shortcut_bias=True)
+            OASISResBlockUp(cin, cout, spectral_norm=sn, shortcut_bias=True)
             for cin, cout in zip(ins, outs)
         )
         self.layer_up_last = nn.Conv2d(int(last_channels), self.semantic_nc + 1, 1)

@@ -13,10 +13,10 @@ Generator: two style networks, one shared synthesis network.
   (:class:`~ganblocks.nn.StyleMapSynthesisBlock`: styled up-conv, styled conv, 1×1 up-sampling
   skip, sum / √2) → styled 1×1 to-RGB.
 
-Discriminator: a shared encoder of ResBlockD (no spectral norm), an image-level head (two more
-ResBlockD, conv, two linear layers → one logit) and a segmentation head (ASPP + a U-Net decoder of
-ResBlockU with skips from the encoder, spectral norm on every ASPP and decoder conv) → a 1×1 conv
-to N+1 logits per pixel.
+Discriminator: a shared encoder of OASISResBlockDown (no spectral norm), an image-level head (two
+more OASISResBlockDown, conv, two linear layers → one logit) and a segmentation head (ASPP + a U-Net
+decoder of OASISResBlockUp with skips from the encoder, spectral norm on every ASPP and decoder
+conv) → a 1×1 conv to N+1 logits per pixel.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from ganblocks.nn import (
     ASPP,
     EqualConv2d,
     EqualLinear,
-    ResBlockD,
-    ResBlockU,
+    OASISResBlockDown,
+    OASISResBlockUp,
     StyledConv2d,
     StyleMapMapping,
     StyleMapResizer,
@@ -383,7 +383,7 @@ class Discriminator(nn.Module):
             ch = config.d_encoder_channels(h // 2**k)
             # Table 10's ablation: spectral norm in the shared encoder (on plain convs, as OASIS's
             # encoder: spectral norm and equalised LR are exclusive); nothing else changes.
-            enc.append(ResBlockD(in_ch, ch, equalized=eq and not sn, spectral_norm=sn,
+            enc.append(OASISResBlockDown(in_ch, ch, equalized=eq and not sn, spectral_norm=sn,
                                  preactivate=k > 1))
             self.encoder_channels.append(ch)
             in_ch = ch
@@ -395,7 +395,7 @@ class Discriminator(nn.Module):
         bw = config.resolution[1] // 2**n_blocks
         down = config.d_head_downsample
         self.head_blocks = nn.ModuleList(
-            ResBlockD(cb, cb, downsample=down, equalized=eq) for _ in range(2)
+            OASISResBlockDown(cb, cb, downsample=down, equalized=eq) for _ in range(2)
         )
         if down:
             bh, bw = max(bh // 4, 1), max(bw // 4, 1)
@@ -410,7 +410,7 @@ class Discriminator(nn.Module):
         for k in range(n_blocks, 0, -1):
             out_ch = config.d_decoder_channels(h // 2 ** (k - 1))
             skip = self.encoder_channels[k - 1] if k < n_blocks else 0
-            ups.append(ResBlockU(in_ch + skip, out_ch, spectral_norm=True))
+            ups.append(OASISResBlockUp(in_ch + skip, out_ch, spectral_norm=True))
             in_ch = out_ch
         self.decoder = nn.ModuleList(ups)
         # [choice] No spectral norm on the final 1×1 conv (OASIS has none);
@@ -445,8 +445,8 @@ class Discriminator(nn.Module):
         """Per-pixel N+1 logits ``[B, N+1, H, W]`` from :meth:`encode`'s features.
 
         ASPP runs on the bottleneck; [choice] its concatenated branches are projected back to the
-        bottleneck's width at the bottleneck's size, and the decoder's first ResBlockU does the
-        upsampling the paper's App. B mentions ("concatenated and upsampled").
+        bottleneck's width at the bottleneck's size, and the decoder's first OASISResBlockUp does
+        the upsampling the paper's App. B mentions ("concatenated and upsampled").
         """
         x = self.aspp(feats[-1])
         n = len(self.decoder)
