@@ -22,9 +22,22 @@ from ganblocks.nn import (
     ResBlockU,
     SpatialModulation,
     StyledConv2d,
+    StyleGAN2DiscriminatorBlock,
     StyleMapMapping,
+    StyleMapSynthesisBlock,
     Upsample2d,
 )
+
+
+class _Features(torch.nn.Module):
+    """The feature output of a StyleGAN2 discriminator block fed features only."""
+
+    def __init__(self, block: StyleGAN2DiscriminatorBlock) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return self.block(x, None)[0]
 
 
 def rand(*shape):
@@ -44,6 +57,19 @@ CASES = {
     "StyledConv2d-up": (
         lambda: StyledConv2d(2, 2, 3, 2, up=2),
         [rand(1, 2, 3, 3), rand(1, 2, 3, 3)],
+    ),
+    "StyledConv2d-layer-convolve": (
+        lambda: StyledConv2d(2, 2, 3, 2, up=2, norm="layer", flip_weight=False,
+                             resample_filter=(1, 2, 1), gain=0.5),
+        [rand(1, 2, 3, 3), rand(1, 2, 3, 3)],
+    ),
+    "StyleMapSynthesisBlock": (
+        lambda: StyleMapSynthesisBlock(2, 2, norm="layer", flip_weight=False),
+        [rand(1, 2, 2, 2), rand(1, 2, 2, 2), rand(1, 2, 4, 4)],
+    ),
+    "StyleGAN2DiscriminatorBlock": (
+        lambda: _Features(StyleGAN2DiscriminatorBlock(2, 2, 3)),
+        [rand(1, 2, 4, 4)],
     ),
     "ModulatedConv2d-fused-up": (
         lambda: ModulatedConv2d(2, 2, 3, 3, up=2, activation="lrelu"),
@@ -65,7 +91,13 @@ CASES = {
     "MinibatchStd": (lambda: MinibatchStd(2, 2), [rand(4, 4, 2, 2)]),
     "SPADE": (lambda: SPADE(2, 3, hidden_channels=2), [rand(1, 2, 3, 3), rand(1, 3, 6, 6)]),
 }
-SECOND_ORDER = {"EqualConv2d-down-dil", "ResBlockD", "ResBlockD-sn", "MinibatchStd"}
+SECOND_ORDER = {
+    "EqualConv2d-down-dil",
+    "ResBlockD",
+    "ResBlockD-sn",
+    "MinibatchStd",
+    "StyleGAN2DiscriminatorBlock",
+}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
