@@ -331,7 +331,7 @@ class TrainConfig:
     #: Periodic evaluation also measures the CFID of conditional samples on the subset's label
     #: maps (when the conditional branch trains; its best checkpoint goes to ``best_cfid.pt``).
     eval_cfid: bool = True
-    #: TorchScript segmenter (``oco-gan train-segmenter``): the periodic evaluation also
+    #: With a TorchScript segmenter (``oco-gan train-segmenter``) the periodic evaluation also
     #: measures the mIoU of the conditional samples (``None``: no mIoU).
     eval_segmenter: Optional[str] = None
     #: Keep a copy of the checkpoint every this many training images in ``snapshots/`` (0: off).
@@ -340,8 +340,8 @@ class TrainConfig:
     #: ``uncond_style``, ``cond_style``, ``synthesis``, ``d_encoder``, ``d_image_head``,
     #: ``d_seg_head`` (comma-separated on the command line).
     freeze: Tuple[str, ...] = ()
-    #: Start from another run's weights (G, D, G_ema; not its optimiser state or step): its run
-    #: directory or ``checkpoint.pt`` (``oco-gan train --init-from RUN``).
+    #: Start from another run's weights (G, D, G_ema, but not its optimiser state or step),
+    #: given as its run directory or ``checkpoint.pt`` (``oco-gan train --init-from RUN``).
     init_from: Optional[str] = None
 
     def validate(self) -> None:
