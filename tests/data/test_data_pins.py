@@ -64,6 +64,10 @@ def test_sampler_checks_its_arguments_by_name(kwargs, match):
 
 
 def test_make_palette_range():
+    # the largest ids use the top bit group: class 2**23 sets bit 23 = 3 * 7 + 2 -> B bit 7 - 7
+    big = make_palette(2**23 + 1)  # above 2**23: ~0.5 GB and a few seconds
+    assert big.shape == (2**23 + 1, 3) and big[-1].tolist() == [0, 0, 1]
+    del big
     with pytest.raises(ValueError, match=r"num_classes must be in \[1, 2\*\*24\]"):
         make_palette(2**24 + 1)
     with pytest.raises(ValueError, match="num_classes must be in"):
