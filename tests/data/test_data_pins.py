@@ -101,3 +101,42 @@ def test_colorize_labels_with_a_given_palette():
             colorize_labels(label, palette=bad)
     with pytest.raises(ValueError, match="palette has 3 colours, num_classes is 4"):
         colorize_labels(label, 4, palette=palette)
+
+
+# -- transforms ---------------------------------------------------------------------------------
+
+
+def test_parse_resolution_accepts_one_pixel_and_refuses_zero():
+    from ganblocks.data.transforms import parse_resolution
+
+    assert parse_resolution(1) == (1, 1) and parse_resolution((1, 3)) == (1, 3)
+    with pytest.raises(ValueError, match=r"size must be positive, got \(0, 4\)"):
+        parse_resolution((0, 4), name="size")
+
+
+def test_load_rgb_scales_float_and_32_bit_images(tmp_path):
+    """Mode F: [0, 1] data scaled by 255, larger data taken as 0-255; mode I with values above
+    16 bits: scaled by 255 / (2**32 - 1)."""
+    from PIL import Image
+
+    from ganblocks.data.transforms import load_rgb
+
+    unit = tmp_path / "unit.tif"
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32), mode="F").save(unit)
+    assert [p[0] for p in np.asarray(load_rgb(unit))[0]] == [0, 128, 255]
+    wide = tmp_path / "wide.tif"
+    Image.fromarray(np.array([[0.0, 100.0, 300.0]], np.float32), mode="F").save(wide)
+    assert [p[0] for p in np.asarray(load_rgb(wide))[0]] == [0, 100, 255]
+    deep = tmp_path / "deep.tif"
+    Image.fromarray(np.array([[0, 2**31 - 1, 70000]], np.int32), mode="I").save(deep)
+    expected = [0, 127, round(70000 * 255 / (2**32 - 1))]
+    assert [p[0] for p in np.asarray(load_rgb(deep))[0]] == expected
+
+
+def test_resize_label_refuses_ids_beyond_int32():
+    from ganblocks.data.transforms import resize_label
+
+    with pytest.raises(ValueError, match=r"label values out of int32 range: \[0, 2147483648\]"):
+        resize_label(np.array([[0, 2**31]]), (2, 4))
+    big = resize_label(np.array([[0, 2**31 - 1]]), (1, 4))
+    assert big.tolist() == [[0, 0, 2**31 - 1, 2**31 - 1]]
