@@ -140,3 +140,75 @@ def test_resize_label_refuses_ids_beyond_int32():
         resize_label(np.array([[0, 2**31]]), (2, 4))
     big = resize_label(np.array([[0, 2**31 - 1]]), (1, 4))
     assert big.tolist() == [[0, 0, 2**31 - 1, 2**31 - 1]]
+
+
+# -- the paired data set ------------------------------------------------------------------------
+
+
+def _png(path, w, h):
+    from PIL import Image
+
+    Image.new("RGB", (w, h), (10, 20, 30)).save(path)
+    return path
+
+
+def test_split_key_takes_one_element_tensors():
+    from ganblocks.data import split_key
+
+    assert split_key(torch.tensor(3), 10) == (3, None)
+    assert split_key((torch.tensor([-2]), 0), 10) == (8, False)
+    with pytest.raises(TypeError, match="index must be an int"):
+        split_key(torch.tensor([1, 2]), 10)
+
+
+def test_flip_coins_follow_the_seed():
+    from ganblocks.data import FlipRNG
+
+    gen = torch.Generator().manual_seed(5)
+    expected = [bool(torch.randint(0, 2, (1,), generator=gen).item()) for _ in range(40)]
+    coin = FlipRNG(5)
+    assert [coin.coin() for _ in range(40)] == expected
+    one, two = FlipRNG(1), FlipRNG(2)
+    assert [one.coin() for _ in range(40)] != [two.coin() for _ in range(40)]
+
+
+def test_paired_data_set_defaults_and_label_remapping(tmp_path):
+    from ganblocks.data import PairedImageLabelDataset
+
+    raw = {"a": np.array([[0, 1], [2, 0]]), "b": np.array([[2, 2], [0, 0]])}
+    ds = PairedImageLabelDataset(
+        [_png(tmp_path / "a.png", 2, 2), _png(tmp_path / "b.png", 2, 2)],
+        ["a", "b"],
+        num_classes=3,
+        label_lut=np.array([0, -1, 2]),  # raw 1 has no class
+        label_loader=raw.__getitem__,
+    )
+    assert ds.class_names == ["class_0", "class_1", "class_2"]
+    assert ds.load_label(1).tolist() == [[2, 2], [0, 0]]
+    with pytest.raises(ValueError, match="label map a: raw value 1 has no class in a data set"):
+        ds.load_label(0)
+
+
+def test_small_images_warn_on_either_axis_of_a_non_square_resolution(tmp_path):
+    from ganblocks.data import PairedImageLabelDataset
+
+    # 8 x 8 images upscaled to H x W = 8 x 16: twice as wide as the image
+    ds = PairedImageLabelDataset(
+        [_png(tmp_path / "a.png", 8, 8)], [None], num_classes=2, resolution=(8, 16)
+    )
+    with pytest.warns(UserWarning, match="much smaller than the resolution 16x8"):
+        item = ds.get_item(0)
+    assert item["image"].shape == (3, 8, 16) and not item["has_label"]
+
+
+def test_label_maps_of_another_aspect_ratio_are_refused_beyond_2_percent(tmp_path):
+    from ganblocks.data import PairedImageLabelDataset
+
+    labels = {"ok": np.zeros((101, 100), np.int64), "bad": np.zeros((103, 100), np.int64)}
+    image = _png(tmp_path / "a.png", 100, 100)
+    ds = PairedImageLabelDataset(
+        [image, image], ["ok", "bad"], num_classes=2, label_loader=labels.__getitem__
+    )
+    assert ds.get_item(0)["label"].shape == (100, 100)  # 1 % off: resized
+    with pytest.raises(ValueError, match="different aspect ratios, wrong pairing"):
+        ds.get_item(1)  # 3 % off
