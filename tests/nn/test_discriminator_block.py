@@ -81,6 +81,19 @@ def test_block_matches_reference(architecture, first, taps, clamp):
         torch.testing.assert_close(got_img, want_img)
 
 
+def test_defaults_are_stylegan2s():
+    """Default: 'resnet', FIR [1, 3, 3, 1], lrelu, no clamp, 3 image channels, filters not saved."""
+    torch.manual_seed(0)
+    block = StyleGAN2DiscriminatorBlock(0, 3, 4).double()
+    assert block.architecture == "resnet" and block.img_channels == 3
+    assert block.use_fp16 is False  # float16 only when asked (and only on CUDA)
+    assert "conv1.resample_filter" not in block.state_dict()
+    img = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    got, none = block(None, img)
+    torch.testing.assert_close(got, block_ref(block, None, img, (1, 3, 3, 1), None)[0])
+    assert none is None
+
+
 def test_state_dict_layout():
     """The keys NVlabs' checkpoints map onto (filters only when persistent)."""
     first = StyleGAN2DiscriminatorBlock(0, 4, 8, persistent_filter=True)
@@ -107,6 +120,12 @@ def test_arguments_and_inputs_are_checked_by_name():
         StyleGAN2DiscriminatorBlock(4, 4, 8, activation="leaky")
     with pytest.raises(ValueError, match="in_channels"):
         StyleGAN2DiscriminatorBlock(-1, 4, 8)
+    with pytest.raises(ValueError, match="tmp_channels"):
+        StyleGAN2DiscriminatorBlock(4, 0, 8)
+    with pytest.raises(ValueError, match="out_channels"):
+        StyleGAN2DiscriminatorBlock(4, 4, 0)
+    with pytest.raises(ValueError, match="img_channels"):
+        StyleGAN2DiscriminatorBlock(0, 4, 8, img_channels=0)
     with pytest.raises(ValueError, match="img"):
         StyleGAN2DiscriminatorBlock(0, 4, 8)(None, None)
     with pytest.raises(ValueError, match="x: this block needs features"):

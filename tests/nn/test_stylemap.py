@@ -278,6 +278,23 @@ def test_resizer_matches_reference(taps, flip_weight, lr_mul):
                                                         flip_weight, True]
 
 
+def test_resizer_and_block_defaults():
+    """Defaults: 3×3 lrelu layers, lr_mul 1, FIR [1, 3, 3, 1], correlation; a block's style maps
+    have its input's and output's channels, instance norm."""
+    torch.manual_seed(0)
+    resizer = StyleMapResizer(3, [4, 4, 2, 2]).double()
+    base = torch.randn(1, 3, 2, 2, dtype=torch.float64)
+    x = lrelu(conv_ref(resizer[1], lrelu(conv_ref(resizer[0], base))))
+    x = lrelu(up_ref(resizer[2], x, (1, 3, 3, 1), True))
+    torch.testing.assert_close(resizer(base)[2], x)
+    assert resizer[0].kernel_size == 3 and resizer[0].lr_mul == 1.0
+    block = StyleMapSynthesisBlock(4, 3).double()
+    assert block.conv1.style_dim == 4 and block.conv2.style_dim == 3
+    assert block.conv1.modulation.norm == block.conv2.modulation.norm == "instance"
+    x = torch.randn(1, 4, 2, 2, dtype=torch.float64)
+    torch.testing.assert_close(block.skip(x), up_ref(block.skip, x, (1, 3, 3, 1), True))
+
+
 def test_resizer_arguments_are_checked_by_name():
     with pytest.raises(ValueError, match="channels: expected an even number"):
         StyleMapResizer(4, [4, 4, 4])
