@@ -1,0 +1,17 @@
+"""Pins of ganblocks.nn behaviour found unchecked by mutation runs (issue 23)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ganblocks.nn as gn
+
+
+def test_conditional_mapping_checks_its_label_by_name():
+    net = gn.MappingNetwork(4, 5, num_layers=1, c_dim=3)
+    z = torch.randn(2, 4)
+    for bad in (torch.zeros(2, 2), torch.zeros(2, 3, 1)):
+        with pytest.raises(ValueError, match=r"^c: "):
+            net(z, bad)
+    assert net(z, torch.eye(3)[:2]).shape == (2, 5)
