@@ -52,6 +52,8 @@ from ganblocks.convert import (
     StateDictMismatchError,
 )
 
+from .layout import NORMALIZE_MODES, stylemapgan_channels
+
 __all__ = [
     "converter_for",
     "discriminator_kwargs",
@@ -159,14 +161,10 @@ def converter_for(net: nn.Module) -> StateDictConverter:
         >>> conv.convert_key("final_linear.0.weight"), conv.convert_key("convs.1.conv2.0.kernel")
         (('epilogue.fc.weight',), ('blocks.0.conv1.resample_filter',))
     """
-    from .networks import Discriminator, Encoder, Generator
-
-    if isinstance(net, Generator):
-        return StateDictConverter(_generator_rules(net))
-    if isinstance(net, Encoder):
-        return StateDictConverter(_encoder_rules(net))
-    if isinstance(net, Discriminator):
-        return StateDictConverter(_discriminator_rules(net))
+    rules = {"generator": _generator_rules, "encoder": _encoder_rules,
+             "discriminator": _discriminator_rules}.get(getattr(net, "stylemapgan_kind", None))
+    if rules is not None:
+        return StateDictConverter(rules(net))
     raise TypeError(
         f"net: expected a Generator, Encoder or Discriminator of recipes.stylemapgan, got "
         f"{type(net).__name__}"
@@ -249,8 +247,6 @@ def _norm_from(kwargs: Dict[str, Any]) -> None:
     """Accept the original's ``normalize_mode`` for ``norm``."""
     if "normalize_mode" not in kwargs:
         return
-    from .networks import NORMALIZE_MODES
-
     mode = kwargs.pop("normalize_mode")
     if "norm" in kwargs:
         raise TypeError("normalize_mode: give either normalize_mode (the original's name) or "
@@ -283,8 +279,6 @@ def generator_kwargs(state_dict: Mapping[str, Any], kwargs: Mapping[str, Any]) -
                    if f"decoder.convs_latent.{k}.0.weight" in state_dict]
     # small_generator: every style map has style_dim channels instead of the synthesis' widths
     # (when the widths are style_dim too, both read the same weights the same way).
-    from .networks import stylemapgan_channels
-
     widths = [
         stylemapgan_channels(latent << (k // 2),
                              channel_multiplier=out.get("channel_multiplier", 2),

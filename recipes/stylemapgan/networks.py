@@ -24,7 +24,6 @@ state dict (``from_stylemapgan``) and writes it back (``to_stylemapgan``), see
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
@@ -41,48 +40,11 @@ from ganblocks.nn import (
 )
 from ganblocks.nn.checks import check_choice, check_input, check_int, check_positive_float
 
+from .layout import NORMALIZE_MODES, stylemapgan_channels
+
 __all__ = ["NORMALIZE_MODES", "Discriminator", "Encoder", "Generator", "stylemapgan_channels"]
 
-#: The original's ``normalize_mode`` values → the ``norm`` of :class:`~ganblocks.nn.StyledConv2d`.
-#: (Its fourth choice, ``'GroupNorm'``, raises a ``TypeError`` in the original's forward pass, so
-#: no checkpoint uses it.)
-NORMALIZE_MODES: Dict[Optional[str], str] = {
-    "LayerNorm": "layer",
-    "InstanceNorm2d": "instance",
-    "BatchNorm2d": "batch",
-    None: "none",
-}
 _NORMS = ("layer", "instance", "batch", "none")
-
-
-def stylemapgan_channels(
-    resolution: int, *, channel_multiplier: float = 2, low_res_channels: int = 512
-) -> int:
-    """Feature channels at ``resolution``, the original's table.
-
-    ``low_res_channels`` (512) up to ``32 × 32``, then ``int(16384·channel_multiplier) // res``:
-    ``256·m`` at 64, ``128·m`` at 128, …, ``16·m`` at 1024.
-
-    Example:
-        >>> [stylemapgan_channels(r) for r in (8, 32, 64, 128, 256)]
-        [512, 512, 512, 256, 128]
-        >>> stylemapgan_channels(256, channel_multiplier=1)
-        64
-    """
-    resolution = check_int(resolution, "resolution")
-    if isinstance(channel_multiplier, bool) or not isinstance(channel_multiplier, numbers.Real) \
-            or not channel_multiplier > 0:
-        raise ValueError(f"channel_multiplier: expected a number > 0, got {channel_multiplier!r}")
-    low_res_channels = check_int(low_res_channels, "low_res_channels")
-    if resolution <= 32:
-        return low_res_channels
-    channels = int(16384 * channel_multiplier) // resolution
-    if channels < 1:
-        raise ValueError(
-            f"channel_multiplier: {channel_multiplier!r} leaves no channels at resolution "
-            f"{resolution}"
-        )
-    return channels
 
 
 def _check_power_of_two(value: object, name: str, *, minimum: int) -> int:
@@ -164,6 +126,9 @@ class Generator(_Ported):
         >>> s.shape, G.synthesis(s).shape
         (torch.Size([2, 8, 4, 4]), torch.Size([2, 3, 16, 16]))
     """
+
+    #: Which of the original's networks this is (the converter's rule set).
+    stylemapgan_kind = "generator"
 
     def __init__(
         self,
@@ -347,6 +312,9 @@ class Encoder(_DownTrunk):
         torch.Size([2, 8, 8, 8])
     """
 
+    #: Which of the original's networks this is (the converter's rule set).
+    stylemapgan_kind = "encoder"
+
     def __init__(
         self,
         size: int = 256,
@@ -420,6 +388,9 @@ class Discriminator(_DownTrunk):
         >>> D(torch.randn(4, 3, 16, 16)).shape
         torch.Size([4, 1])
     """
+
+    #: Which of the original's networks this is (the converter's rule set).
+    stylemapgan_kind = "discriminator"
 
     def __init__(
         self,
