@@ -142,10 +142,25 @@ def _ridge(params: Dict[str, Any], x: np.ndarray) -> np.ndarray:
 
 
 def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
+    """A random scene layout: every random draw of a scene, in a fixed order (the painters
+    only read it)."""
     lay: Dict[str, Any] = {}
     lay["mode"] = rng.choice(3, p=[0.6, 0.25, 0.15])  # day, dusk, overcast
-    h = lay["horizon"] = float(rng.uniform(0.32, 0.6))
+    lay["horizon"] = float(rng.uniform(0.32, 0.6))
+    _layout_sky(lay, rng)
+    _layout_mountains(lay, rng)
+    _layout_water(lay, rng)
+    _layout_road(lay, rng)
+    _layout_buildings(lay, rng)
+    _layout_trees(lay, rng)
+    _layout_rocks(lay, rng)
+    _layout_blobs(lay, rng)
+    return lay
 
+
+def _layout_sky(lay: Dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw the sun (or none) above the horizon into ``lay``."""
+    h = lay["horizon"]
     lay["sun"] = None
     if rng.random() < (0.2 if lay["mode"] == 2 else 0.55):
         r = float(rng.uniform(0.035, 0.07))
@@ -155,6 +170,10 @@ def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
             r,
         )
 
+
+def _layout_mountains(lay: Dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw 0-2 mountain ranges behind the horizon into ``lay``."""
+    h = lay["horizon"]
     lay["mountains"] = []
     n_ranges = rng.choice(3, p=[0.35, 0.4, 0.25])
     for k in range(n_ranges):
@@ -167,6 +186,10 @@ def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
             }
         )
 
+
+def _layout_water(lay: Dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw a sea along the horizon, a pond, or neither into ``lay``."""
+    h = lay["horizon"]
     lay["sea"] = lay["pond"] = None
     u = rng.random()
     if u < 0.3:
@@ -187,6 +210,9 @@ def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
             "beach": float(rng.uniform(0.015, 0.04)) if rng.random() < 0.5 else 0.0,
         }
 
+
+def _layout_road(lay: Dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw a road running to the horizon (or none) into ``lay``."""
     lay["road"] = None
     if rng.random() < 0.5:
         lay["road"] = {
@@ -198,6 +224,10 @@ def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
             "edges": bool(rng.random() < 0.6),
         }
 
+
+def _layout_buildings(lay: Dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw buildings standing on grass, far ones first into ``lay``."""
+    h = lay["horizon"]
     # objects standing on the ground: rejected where the ground is water, sand or road
     lay["buildings"] = []
     if rng.random() < 0.55:
@@ -231,6 +261,10 @@ def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
             )
         lay["buildings"].sort(key=lambda b: b["base"])
 
+
+def _layout_trees(lay: Dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw trees standing on grass, far ones first into ``lay``."""
+    h = lay["horizon"]
     lay["trees"] = []
     if rng.random() < 0.7:
         for _ in range(int(rng.integers(1, 10))):
@@ -257,6 +291,10 @@ def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
             )
         lay["trees"].sort(key=lambda t: t["base"])
 
+
+def _layout_rocks(lay: Dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw rocks on grass or sand, far ones first into ``lay``."""
+    h = lay["horizon"]
     lay["rocks"] = []
     if rng.random() < 0.35:
         for _ in range(int(rng.integers(1, 5))):
@@ -271,6 +309,9 @@ def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
             )
         lay["rocks"].sort(key=lambda t: t["base"])
 
+
+def _layout_blobs(lay: Dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw small coloured blobs anywhere (clutter) into ``lay``."""
     lay["blobs"] = []
     for _ in range(int(rng.choice(5, p=[0.25, 0.3, 0.25, 0.12, 0.08]))):
         lay["blobs"].append(
@@ -282,7 +323,6 @@ def _draw_layout(rng: np.random.Generator) -> Dict[str, Any]:
                 "colour": rng.random(3),
             }
         )
-    return lay
 
 
 def _sea_shore(lay: Dict[str, Any], x: np.ndarray) -> np.ndarray:
