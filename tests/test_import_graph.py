@@ -9,7 +9,8 @@ one (else of the package). The rules (``docs/development.rst``, "A map of the ho
   an exception with its reason; it is empty);
 * ``ganblocks`` never imports ``recipes``, and its layers point one way: ``ops`` is imported by
   ``nn`` and the packages above it, never the other way round (:data:`LAYERS`);
-* code outside ``ganblocks`` imports only its public modules, never ``ganblocks.x._y``.
+* code outside ``ganblocks`` imports only its public modules, never ``ganblocks.x._y``; inside
+  ``ganblocks`` a private module is imported only within its own subpackage.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ALLOWED_CYCLES: Dict[frozenset, str] = {}
 
 #: Layers of ``ganblocks`` from the bottom: a module may import its own layer and those below.
 LAYERS: Tuple[Tuple[str, ...], ...] = (
-    ("ganblocks.ops",),
+    ("ganblocks.ops", "ganblocks.rng"),
     ("ganblocks.nn",),
     ("ganblocks.losses", "ganblocks.augment", "ganblocks.metrics", "ganblocks.data",
      "ganblocks.train", "ganblocks.convert"),
@@ -217,4 +218,22 @@ def test_nothing_outside_ganblocks_imports_its_private_modules():
              if target.startswith("ganblocks.") and any(
                  part.startswith("_") for part in target.split(".")[1:])]
     assert not wrong, "private ganblocks modules used outside ganblocks (make what is needed " \
+        "public):\n" + "\n".join(wrong)
+
+
+def test_private_modules_stay_inside_their_subpackage():
+    graph = _graph()
+    wrong = []
+    for module, edges in sorted(graph.items()):
+        if not module.startswith("ganblocks."):
+            continue
+        for target, line in sorted(edges.items()):
+            parts = target.split(".")
+            private = next((i for i, p in enumerate(parts) if p.startswith("_") and i > 0), None)
+            if private is None:
+                continue
+            owner = ".".join(parts[:private])  # the subpackage the private module belongs to
+            if module != owner and not module.startswith(owner + "."):
+                wrong.append(f"{module}:{line} imports {target}, private to {owner}")
+    assert not wrong, "private modules used outside their subpackage (make what is needed " \
         "public):\n" + "\n".join(wrong)

@@ -205,7 +205,7 @@ TESTS: dict[str, list[str]] = {
         "tests/losses/test_oasis.py",
         "tests/losses/test_labelmix.py",
     ],
-    "ganblocks/losses/_random.py": [
+    "ganblocks/rng.py": [
         "tests/losses/test_losses_pins.py",
         "tests/losses/test_labelmix.py",
     ],

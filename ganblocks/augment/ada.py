@@ -42,7 +42,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from ..losses._random import rand, randn
+from ..rng import rand, randn
 from ._checks import check_image, check_label, check_label_fill, check_padding
 from .color import (
     apply_color_matrix,

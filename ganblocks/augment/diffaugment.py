@@ -21,7 +21,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..losses._random import rand
+from ..rng import rand
 from ._checks import check_image, check_label
 from .cutout import cutout
 from .geometric import translate2d

@@ -6,7 +6,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from ..losses._random import rand
+from ..rng import rand
 from ._checks import check_image, check_label
 
 __all__ = ["random_hflip"]

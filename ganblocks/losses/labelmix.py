@@ -18,8 +18,8 @@ from typing import Optional
 
 import torch
 
+from ..rng import draw_device
 from ._checks import check_label_map, check_label_range, check_logits
-from ._random import draw_device
 
 __all__ = ["labelmix_images", "labelmix_loss", "labelmix_mask"]
 

@@ -29,8 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganblocks.ops import ACTIVATIONS, bias_act, conv2d_resample, setup_filter
-from ganblocks.ops._params import Padding, parse_padding
+from ganblocks.ops import (
+    ACTIVATIONS,
+    Padding,
+    bias_act,
+    conv2d_resample,
+    parse_padding,
+    setup_filter,
+)
 
 from .checks import check_activation, check_input, check_int, check_positive_float
 

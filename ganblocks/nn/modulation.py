@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ganblocks.ops import bias_act, conv2d_resample, setup_filter
-from ganblocks.ops._params import Padding
+from ganblocks.ops import Padding, bias_act, conv2d_resample, setup_filter
 
 from ._utils import renamed_keyword
 from .checks import check_activation, check_choice, check_input, check_int, check_positive_float

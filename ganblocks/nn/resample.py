@@ -12,8 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ganblocks.ops import downsample2d, filter2d, setup_filter, upsample2d
-from ganblocks.ops._params import Padding, parse_padding
+from ganblocks.ops import Padding, downsample2d, filter2d, parse_padding, setup_filter, upsample2d
 
 from .checks import check_input, check_int
 

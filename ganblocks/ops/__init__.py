@@ -6,6 +6,7 @@ native path when it is available.
 """
 
 from . import native  # noqa: F401 (ganblocks.ops.native, the backend's API, as before the split)
+from ._params import Padding, parse_padding
 from .bias_act import ACTIVATIONS, ActivationSpec, bias_act
 from .conv2d_resample import conv2d_resample
 from .upfirdn2d import (
@@ -21,10 +22,12 @@ from .upfirdn2d import (
 __all__ = [
     "ACTIVATIONS",
     "ActivationSpec",
+    "Padding",
     "bias_act",
     "conv2d_resample",
     "downsample2d",
     "filter2d",
+    "parse_padding",
     "setup_filter",
     "upfirdn2d",
     "upfirdn2d_transpose",

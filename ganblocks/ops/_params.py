@@ -60,7 +60,14 @@ def parse_scaling(value: IntPair, name: str) -> Tuple[int, int]:
 
 
 def parse_padding(value: Padding, name: str = "padding") -> Tuple[int, int, int, int]:
-    """Parse ``int | [px, py] | [x0, x1, y0, y1]`` into ``(x0, x1, y0, y1)`` (negative crops)."""
+    """Parse a padding ``int | [px, py] | [x0, x1, y0, y1]`` (x = width first, StyleGAN's
+    convention) into ``(x0, x1, y0, y1)``; negative values crop. ``name`` names the argument in
+    the error a malformed value raises.
+
+    Example:
+        >>> parse_padding(1), parse_padding([1, 2]), parse_padding((0, 1, 2, -3))
+        ((1, 1, 1, 1), (1, 1, 2, 2), (0, 1, 2, -3))
+    """
     if isinstance(value, torch.Tensor):
         value = value.flatten().tolist()
     if isinstance(value, (list, tuple)):

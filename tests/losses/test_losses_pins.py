@@ -58,7 +58,7 @@ def test_random_draws_follow_the_generator_and_land_on_the_device():
     draw from the global stream on ``device``."""
     import pytest
 
-    from ganblocks.losses import _random
+    from ganblocks import rng as _random
 
     cpu = torch.device("cpu")
     for draw, ref in ((_random.rand, torch.rand), (_random.randn, torch.randn)):

@@ -1,10 +1,24 @@
-"""Random draws that honour an optional ``torch.Generator`` on any device (internal)."""
+"""Random draws that honour an optional ``torch.Generator`` on any device.
+
+Used by the losses and augmentations that take a ``generator=`` argument: the numbers are drawn
+on the generator's device (a CPU generator works for CUDA data, as torch's own samplers do not
+allow) and then moved to the data's device.
+
+Example:
+    >>> g = torch.Generator().manual_seed(0)
+    >>> a = rand((2, 3), generator=g, device=torch.device("cpu"))
+    >>> b = rand((2, 3), generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+    >>> torch.equal(a, b), a.shape
+    (True, torch.Size([2, 3]))
+"""
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
 import torch
+
+__all__ = ["draw_device", "rand", "randn"]
 
 
 def draw_device(generator: Optional[torch.Generator], device: torch.device) -> torch.device:
