@@ -442,6 +442,72 @@ def check_writable_file(path: PathLike, *, name: str = "out") -> Path:
     return path
 
 
+def _check_training_args(*, steps: object, batch: object, width: object, lr: float) -> None:
+    for name, value in (("steps", steps), ("batch", batch), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if not lr > 0:
+        raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
+
+
+def _data_and_class_weights(stream: Iterator[Tuple[torch.Tensor, torch.Tensor]], *, steps: int,
+                            config: OCOGANConfig, class_balance: bool, progress: bool
+                            ) -> Tuple[Iterator[Tuple[torch.Tensor, torch.Tensor]],
+                                       Optional[torch.Tensor]]:
+    """The training batches (the first :data:`BALANCE_BATCHES` read ahead) and the class weights
+    from those batches' pixel counts (``None`` without ``class_balance``)."""
+    m = config.model
+    n_first = min(steps, BALANCE_BATCHES)
+    if progress:  # reading (and, for small data, caching) the first batches takes a while
+        from tqdm import tqdm
+
+        first = [next(stream) for _ in tqdm(range(n_first), unit="batch", dynamic_ncols=True,
+                                            desc="reading data (class pixel counts)")]
+    else:
+        first = [next(stream) for _ in range(n_first)]
+    weight = None
+    if class_balance:
+        counts = sum(torch.bincount(lab.reshape(-1), minlength=m.num_classes) for _, lab in first)
+        weight = balance_weights(counts, ignore_index=m.dontcare_index)
+    return itertools.chain(first, stream), weight
+
+
+def _fit(net: nn.Module, data: Iterator[Tuple[torch.Tensor, torch.Tensor]], *, steps: int,
+         lr: float, seed: int, dev: torch.device, weight: Optional[torch.Tensor], ignore: int,
+         progress: bool) -> float:
+    """``steps`` steps of Adam with a cosine decay, class-weighted cross-entropy and random
+    horizontal flips (seeded by ``seed + 1``); returns the last loss."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / steps)))
+    flips = torch.Generator().manual_seed(seed + 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, unit="it", dynamic_ncols=True, desc="oco-gan train-segmenter")
+    net.train()
+    loss_value = float("nan")
+    for _ in range(steps):
+        images, labels = next(data)
+        flip = torch.rand(images.shape[0], generator=flips) < 0.5
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
+        logits = net(images.to(dev))
+        loss = F.cross_entropy(logits, labels.to(dev), weight=weight, ignore_index=ignore)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_value = loss.item()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+    if bar is not None:
+        bar.close()
+    return loss_value
+
+
 def train_segmenter(
     config: OCOGANConfig,
     out: PathLike,
@@ -486,11 +552,7 @@ def train_segmenter(
     """
 
     start_time = time.time()
-    for name, value in (("steps", steps), ("batch", batch), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
+    _check_training_args(steps=steps, batch=batch, width=width, lr=lr)
     out = check_writable_file(out)  # before, not after, the training
     dev = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
@@ -507,50 +569,14 @@ def train_segmenter(
     depth = default_depth(tuple(m.resolution)) if depth is None else depth
     torch.manual_seed(seed)
     net = CompactSegmenter(m.num_classes, width=width, depth=depth).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / steps)))
-    ignore = m.dontcare_index if m.dontcare_index is not None else -100
-    flips = torch.Generator().manual_seed(seed + 1)
     stream = _batches(train, indices, min(batch, len(indices)), seed=seed,
                       num_workers=config.data.num_workers, cache=cache)
-    n_first = min(steps, BALANCE_BATCHES)
-    if progress:  # reading (and, for small data, caching) the first batches takes a while
-        from tqdm import tqdm
-
-        first = [next(stream) for _ in tqdm(range(n_first), unit="batch", dynamic_ncols=True,
-                                            desc="reading data (class pixel counts)")]
-    else:
-        first = [next(stream) for _ in range(n_first)]
-    data = itertools.chain(first, stream)
-    weight = None
-    if class_balance:
-        counts = sum(torch.bincount(lab.reshape(-1), minlength=m.num_classes) for _, lab in first)
-        weight = balance_weights(counts, ignore_index=m.dontcare_index).to(dev)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, unit="it", dynamic_ncols=True, desc="oco-gan train-segmenter")
-    net.train()
-    loss_value = float("nan")
-    for _ in range(steps):
-        images, labels = next(data)
-        flip = torch.rand(images.shape[0], generator=flips) < 0.5
-        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
-        logits = net(images.to(dev))
-        loss = F.cross_entropy(logits, labels.to(dev), weight=weight, ignore_index=ignore)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        loss_value = loss.item()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}")
-    if bar is not None:
-        bar.close()
+    data, weight = _data_and_class_weights(stream, steps=steps, config=config,
+                                           class_balance=class_balance, progress=progress)
+    loss_value = _fit(net, data, steps=steps, lr=lr, seed=seed, dev=dev,
+                      weight=None if weight is None else weight.to(dev),
+                      ignore=m.dontcare_index if m.dontcare_index is not None else -100,
+                      progress=progress)
     net.eval()
     result = segmenter_miou(net, val, num_classes=m.num_classes, ignore_index=m.dontcare_index,
                             batch=batch, device=dev, num_workers=config.data.num_workers,
