@@ -15,3 +15,14 @@ def test_conditional_mapping_checks_its_label_by_name():
         with pytest.raises(ValueError, match=r"^c: "):
             net(z, bad)
     assert net(z, torch.eye(3)[:2]).shape == (2, 5)
+
+
+def test_to_rgb_checks_the_skip_image_and_casts_it():
+    rgb = gn.ToRGB(4, 3, 5)
+    x, w = torch.randn(2, 4, 6, 4), torch.randn(2, 5)
+    with pytest.raises(ValueError, match=r"^skip: "):
+        rgb(x, w, skip=torch.randn(2, 2, 3, 2))  # 2 channels, not 3
+    skip = torch.randn(2, 3, 3, 2, dtype=torch.float64)
+    y = rgb(x, w, skip=skip)
+    assert y.dtype == torch.float32  # the skip image follows the features' dtype
+    torch.testing.assert_close(y, rgb(x, w, skip=skip.float()))
