@@ -26,3 +26,10 @@ def test_to_rgb_checks_the_skip_image_and_casts_it():
     y = rgb(x, w, skip=skip)
     assert y.dtype == torch.float32  # the skip image follows the features' dtype
     torch.testing.assert_close(y, rgb(x, w, skip=skip.float()))
+
+
+def test_spade_default_hidden_width_is_128():
+    """SPADE's (Park et al. 2019) shared MLP has 128 hidden channels by default."""
+    state = gn.SPADE(3, 4).state_dict()
+    assert tuple(state["shared.weight"].shape) == (128, 4, 3, 3)
+    assert tuple(state["gamma_beta.weight"].shape) == (6, 128, 3, 3)
