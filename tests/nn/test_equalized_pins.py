@@ -67,4 +67,4 @@ def test_equal_conv_constructor_defaults():
     # initialisation: N(0, 1) / lr_mul weights, bias_init (0) biases
     torch.testing.assert_close(conv.bias, torch.zeros(6))
     big = EqualConv2d(64, 64, 3)
-    assert float(big.weight.std()) == pytest.approx(1.0, rel=0.05)
+    assert float(big.weight.detach().std()) == pytest.approx(1.0, rel=0.05)
