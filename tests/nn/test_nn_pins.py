@@ -33,3 +33,20 @@ def test_spade_default_hidden_width_is_128():
     state = gn.SPADE(3, 4).state_dict()
     assert tuple(state["shared.weight"].shape) == (128, 4, 3, 3)
     assert tuple(state["gamma_beta.weight"].shape) == (6, 128, 3, 3)
+
+
+def test_noise3d_checks_z_dim_by_name():
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises((TypeError, ValueError), match="z_dim"):
+            gn.Noise3d(bad)
+    assert gn.Noise3d(3).z_dim == 3
+
+
+def test_truncation_names_what_it_got():
+    trunc = gn.WAverageTruncation(4)
+    with pytest.raises(
+        ValueError, match=r"ws: expected \[N, num_ws, 4\] or \[N, 4\], got \(2, 5\)"
+    ):
+        trunc(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="got list"):
+        trunc([[0.0] * 4])
