@@ -50,3 +50,12 @@ def test_truncation_names_what_it_got():
         trunc(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="got list"):
         trunc([[0.0] * 4])
+
+
+def test_check_pair_checks_both_entries():
+    from ganblocks.nn.checks import check_pair
+
+    for bad in ((0, 3), (2.0, 3), (3, 0), (True, 2)):
+        with pytest.raises((TypeError, ValueError), match="size"):
+            check_pair(bad, "size")
+    assert check_pair([2, 3], "size") == (2, 3)
