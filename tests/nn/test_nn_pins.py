@@ -59,3 +59,52 @@ def test_check_pair_checks_both_entries():
         with pytest.raises((TypeError, ValueError), match="size"):
             check_pair(bad, "size")
     assert check_pair([2, 3], "size") == (2, 3)
+
+
+# -- equalized / modulation (run after the blocks' changes of issue 23 landed) -------------------
+
+
+def test_equal_linear_refuses_a_zero_dim_tensor_by_name():
+    with pytest.raises(ValueError, match=r"x: expected a tensor \[\*, 4\], got \(\)"):
+        gn.EqualLinear(4, 2)(torch.tensor(1.0))
+
+
+def test_equal_conv_checks_its_activation_by_name():
+    with pytest.raises(ValueError, match="activation"):
+        gn.EqualConv2d(2, 2, 3, activation="swishy")
+
+
+def test_dilated_up_sampling_conv_up_samples():
+    conv = gn.EqualConv2d(2, 3, 3, up=2, dilation=2)
+    assert conv(torch.randn(1, 2, 5, 4)).shape == (1, 3, 10, 8)
+
+
+def test_pixel_norm_takes_any_int_dimension_and_checks_it_at_call_time():
+    norm = gn.PixelNorm(dim=-(2**31))
+    with pytest.raises(ValueError, match="x: expected a tensor with a dimension"):
+        norm(torch.randn(2, 3))
+
+
+def test_spatial_modulation_with_batch_norm_uses_batch_statistics():
+    """norm='batch' (training mode): x̂ from the batch's per-channel mean and biased variance,
+    then γ·x̂ + β from the style convolution."""
+    torch.manual_seed(0)
+    mod = gn.SpatialModulation(3, 2, norm="batch").double()
+    x = torch.randn(4, 3, 5, 6, dtype=torch.float64) * 2 + 1
+    style = torch.randn(4, 2, 5, 6, dtype=torch.float64)
+    gamma, beta = mod.gamma_beta(style)
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    expected = gamma * (x - mean) / torch.sqrt(var + mod.eps) + beta
+    torch.testing.assert_close(mod(x, style), expected)
+    assert mod.extra_repr() == "3, 2, eps=1e-05, norm='batch'"
+    assert gn.SpatialModulation(3, 2).extra_repr() == "3, 2, eps=1e-05"
+
+
+def test_modulated_conv2d_casts_styles_to_the_input_dtype():
+    x, w = torch.randn(2, 3, 5, 5), torch.randn(4, 3, 3, 3)
+    s = torch.randn(2, 3, dtype=torch.float64)
+    for fused in (True, False):
+        y = gn.modulated_conv2d(x, w, s, padding=1, fused=fused)
+        assert y.dtype == torch.float32
+        torch.testing.assert_close(y, gn.modulated_conv2d(x, w, s.float(), padding=1, fused=fused))
