@@ -147,3 +147,20 @@ def test_the_two_branches_share_the_synthesis(golden):
 if __name__ == "__main__":  # pragma: no cover - regenerates the golden file
     torch.save(make_golden(), GOLDEN)
     print(f"wrote {GOLDEN}")
+
+
+def test_truncation_centre_is_the_mean_over_4096_seeded_latents(golden):
+    """The default truncation centre: the mapping network's mean output over 4096 latents drawn
+    with a CPU generator of seed 0 (StyleGAN's w_avg estimate, here on the base style map)."""
+    G, _ = _models(golden)
+    z = torch.randn(4096, 4, generator=torch.Generator().manual_seed(0)).to(torch.float64)
+    with torch.no_grad():
+        expected = G.uncond_style.base_map(z).mean(dim=0, keepdim=True)
+        torch.testing.assert_close(G.mean_base_map(), expected)
+        # and it is what truncation pulls towards by default
+        z_u = golden["inputs"]["z_u"]
+        base = G.uncond_style.base_map(z_u)
+        maps = G.style_maps(z=z_u, truncation=0.5)
+        torch.testing.assert_close(
+            maps[0], G.uncond_style.resize(expected + 0.5 * (base - expected))[0]
+        )
