@@ -1,0 +1,48 @@
+"""Pins of conv2d_resample's routes found unchecked by a mutation run (issue 23).
+
+References: the documented semantics written with ``upfirdn2d(impl="ref")`` and
+``torch.nn.functional.conv2d``. Up-sampling: zero insertion and the FIR (gain ``up**2``) on the
+up-sampled grid, padded by ``padding`` plus the filter's centring (``(2, 1)`` for a 4-tap filter
+and a 3-wide kernel at ``up=2``), then a valid convolution. Down-sampling: the FIR on the input
+grid, then a convolution of stride ``down``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganblocks.ops import conv2d_resample, setup_filter, upfirdn2d
+from ganblocks.ops.conv2d_resample import _centred_padding
+
+F1331 = setup_filter([1, 3, 3, 1]).double()
+
+
+@pytest.mark.parametrize("padding", [1, [-5, 2, 2, -4], [2, -4, -5, 2], [-2, -3, -1, -2]])
+def test_up_sampling_conv_with_negative_padding_on_one_side(padding):
+    """Negative padding on one side only: the transposed convolution must not crop the other."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 2, 8, 9, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, 2, 3, 3, generator=gen, dtype=torch.float64)
+    p = [padding] * 4 if isinstance(padding, int) else padding
+    up = upfirdn2d(
+        x, F1331, up=2, padding=[p[0] + 2, p[1] + 1, p[2] + 2, p[3] + 1], gain=4, impl="ref"
+    )
+    expected = F.conv2d(up, w)
+    y = conv2d_resample(x, w, F1331, up=2, padding=padding)
+    assert y.shape == expected.shape
+    torch.testing.assert_close(y, expected)
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (1, 2), (1, 1), (3, 3)])
+def test_down_sampling_conv_of_any_kernel_shape(shape):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 8, 10, generator=gen, dtype=torch.float64)
+    w = torch.randn(4, 3, *shape, generator=gen, dtype=torch.float64)
+    px0, px1, py0, py1 = _centred_padding(0, F1331, 1, 2)
+    fir = upfirdn2d(x, F1331, padding=[px0, px1, py0, py1], impl="ref")
+    expected = F.conv2d(fir, w, stride=2)
+    y = conv2d_resample(x, w, F1331, down=2)
+    assert y.shape == expected.shape
+    torch.testing.assert_close(y, expected)
