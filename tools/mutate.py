@@ -318,6 +318,7 @@ TESTS: dict[str, list[str]] = {
         "tests/ops/test_properties.py",
     ],
     "ganblocks/ops/conv2d_resample.py": [
+        "tests/ops/test_ops_pins.py",
         "tests/ops/test_conv2d_resample.py",
         "tests/ops/test_errors.py",
     ],
