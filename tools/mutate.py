@@ -302,7 +302,11 @@ TESTS: dict[str, list[str]] = {
     ],
     # ganblocks.ops: the reference path and argument parsing against the golden outputs first;
     # the native modules against the reference (the kernels are built once, then cached).
-    "ganblocks/ops/_params.py": ["tests/ops/test_errors.py", "tests/ops/test_golden_ref.py"],
+    "ganblocks/ops/_params.py": [
+        "tests/ops/test_ops_pins.py",
+        "tests/ops/test_errors.py",
+        "tests/ops/test_golden_ref.py",
+    ],
     "ganblocks/ops/_reference.py": [
         "tests/ops/test_golden_ref.py",
         "tests/ops/test_edge_cases.py",

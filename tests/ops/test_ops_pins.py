@@ -46,3 +46,29 @@ def test_down_sampling_conv_of_any_kernel_shape(shape):
     y = conv2d_resample(x, w, F1331, down=2)
     assert y.shape == expected.shape
     torch.testing.assert_close(y, expected)
+
+
+@pytest.mark.parametrize("up", [1, 2, 3])
+@pytest.mark.parametrize("down", [1, 2])
+@pytest.mark.parametrize("padding", [[0, 0, 0, 0], [2, 1, 3, 0], [-1, 2, 1, -1]])
+def test_the_adjoint_parameters_map_back_to_the_input_size(up, down, padding):
+    """``transpose`` gives the adjoint call: its output is exactly ``in_h x in_w``, and
+    ``<upfirdn2d(x), y> == <x, upfirdn2d_adjoint(y)>``."""
+    from ganblocks.ops._params import UpFirDn2dParams
+
+    f = setup_filter([1, 2, 4, 1]).double()  # not symmetric: a missing flip would show
+    in_h, in_w = 9, 7
+    params = UpFirDn2dParams.parse(up=up, down=down, padding=padding)
+    out_h, out_w = params.output_size(in_h, in_w, f)
+    adj = params.transpose(in_h, in_w, f)
+    assert adj.output_size(out_h, out_w, f) == (in_h, in_w)
+    gen = torch.Generator().manual_seed(up * 10 + down)
+    x = torch.randn(1, 1, in_h, in_w, generator=gen, dtype=torch.float64)
+    y = torch.randn(1, 1, out_h, out_w, generator=gen, dtype=torch.float64)
+    fwd = upfirdn2d(x, f, up=up, down=down, padding=padding, impl="ref")
+    back = upfirdn2d(
+        y, f, up=adj.upx, down=adj.downx, padding=list(adj.padding),
+        flip_filter=adj.flip_filter, impl="ref",
+    )  # fmt: skip
+    assert back.shape == x.shape
+    torch.testing.assert_close((fwd * y).sum(), (x * back).sum())
