@@ -312,6 +312,7 @@ TESTS: dict[str, list[str]] = {
         "tests/ops/test_edge_cases.py",
     ],
     "ganblocks/ops/bias_act.py": [
+        "tests/ops/test_ops_pins.py",
         "tests/ops/test_golden_ref.py",
         "tests/ops/test_errors.py",
         "tests/ops/test_native.py",

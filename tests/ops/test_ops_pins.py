@@ -72,3 +72,15 @@ def test_the_adjoint_parameters_map_back_to_the_input_size(up, down, padding):
     )  # fmt: skip
     assert back.shape == x.shape
     torch.testing.assert_close((fwd * y).sum(), (x * back).sum())
+
+
+def test_bias_act_checks_x_by_name_and_accepts_clamp_zero():
+    from ganblocks.ops import bias_act
+
+    with pytest.raises((TypeError, ValueError), match=r"^x: "):
+        bias_act([1.0, -2.0])
+    x = torch.tensor([[1.0, -2.0, 3.0]])
+    # clamp = 0 is a valid (if degenerate) clamp: every output is 0
+    assert torch.equal(bias_act(x, act="lrelu", clamp=0.0, impl="ref"), torch.zeros_like(x))
+    with pytest.raises(ValueError, match="clamp: expected None or a value >= 0"):
+        bias_act(x, clamp=-1.0)
