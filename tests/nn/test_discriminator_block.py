@@ -128,6 +128,8 @@ def test_arguments_and_inputs_are_checked_by_name():
         StyleGAN2DiscriminatorBlock(0, 4, 8, img_channels=0)
     with pytest.raises(ValueError, match="img"):
         StyleGAN2DiscriminatorBlock(0, 4, 8)(None, None)
+    with pytest.raises(ValueError, match="img: expected 3 channels"):  # named img, not x
+        StyleGAN2DiscriminatorBlock(0, 4, 8)(None, torch.randn(1, 4, 8, 8))
     with pytest.raises(ValueError, match="x: this block needs features"):
         StyleGAN2DiscriminatorBlock(4, 4, 8)(None, torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match="x"):
