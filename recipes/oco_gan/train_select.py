@@ -93,6 +93,12 @@ class ModelSelection:
         if self.every and not (self.do_fid or self.do_cfid):
             raise ValueError("train.eval_every: nothing to measure: train.mode="
                              f"{t.mode} trains no unconditional branch and train.eval_cfid is off")
+        if self.every and trainer.ctx.is_main:
+            have = len(self._real_indices())
+            if have < t.eval_num:
+                print(f"oco-gan: note: train.eval_num={t.eval_num} but the validation split has "
+                      f"{have} labelled images: the curves use {have} (FID is biased upwards at "
+                      "small sizes, so compare curves of the same size only)", flush=True)
         if self.every:
             # Fail at start, not after hours of training, when the features cannot be loaded.
             from .evaluate import make_feature_extractor

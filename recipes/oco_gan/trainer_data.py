@@ -16,6 +16,7 @@ from ganblocks.data import InfiniteSampler, colorize_labels, make_palette
 from .config import OCOGANConfig
 from .data.datasets import build_dataset, dataset_options
 from .data.regimes import load_or_make_split, save_split
+from .data.synthetic import SyntheticScenes
 
 __all__ = ["SampleStream", "TrainingData", "open_training_data"]
 
@@ -112,8 +113,10 @@ def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = T
     kwargs: Dict[str, Any] = {"resolution": tuple(m.resolution), "flip": False}
     if d.name == "synthetic":
         train = build_dataset("synthetic", split="train", size=d.synthetic_size, **kwargs)
-        val = build_dataset("synthetic", split="val", size=max(64, config.train.num_samples),
-                            **kwargs)
+        # The whole validation split (as ``real_dataset`` and ``oco-gan evaluate`` read it), so
+        # that the curves' FID / CFID (train.eval_num reals) and the evaluation share their reals.
+        size = max(SyntheticScenes.DEFAULT_SIZES["val"], config.train.num_samples)
+        val = build_dataset("synthetic", split="val", size=size, **kwargs)
     else:
         if d.root is None:
             raise ValueError(f"data.root: the {d.name!r} data set needs its root folder "

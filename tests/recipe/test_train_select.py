@@ -171,3 +171,24 @@ def test_a_resumed_run_continues_the_same_curve(tmp_path):
     assert [p["step"] for p in read_curve(tmp_path / "b")["points"]] == [2]
     resumed.fit(steps=6)
     assert read_curve(tmp_path / "b") == read_curve(tmp_path / "a")
+
+
+def test_curves_use_eval_num_validation_images_of_the_full_split(tmp_path, capsys):
+    # The synthetic validation split the curves read is the evaluation's own (oco-gan evaluate,
+    # the experiment's real-vs-real floor): train.eval_num images of it, not a few grid maps.
+    from recipes.oco_gan.segmenter import real_dataset
+
+    cfg = tiny_config("train.eval_every=12", "train.eval_num=100", "train.eval_features=randconv",
+                      "train.num_samples=2")
+    trainer = OCOGANTrainer(cfg, tmp_path / "a", progress=False)
+    assert trainer.selection._real_indices() == list(range(100))
+    val = real_dataset(cfg, "val")
+    assert len(trainer.data.val) == len(val) == 1000
+    for i in (0, 99):
+        torch.testing.assert_close(trainer.data.val.get_item(i, flip=False)["image"],
+                                   val.get_item(i, flip=False)["image"], rtol=0, atol=0)
+    assert "train.eval_num" not in capsys.readouterr().out
+    # Asking for more than the split holds says so at the start.
+    OCOGANTrainer(tiny_config("train.eval_every=12", "train.eval_num=1500",
+                              "train.eval_features=randconv"), tmp_path / "b", progress=False)
+    assert "train.eval_num=1500 but the validation split has 1000" in capsys.readouterr().out

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import einops
 import numpy as np
@@ -767,6 +767,9 @@ class SyntheticScenes(Dataset):
     CLASS_NAMES: Tuple[str, ...] = CLASS_NAMES
     PALETTE: np.ndarray = PALETTE
 
+    #: Number of scenes of each split when ``size`` is not given.
+    DEFAULT_SIZES: ClassVar[Dict[str, int]] = {"train": 10_000, "val": 1_000}
+
     def __init__(
         self,
         *,
@@ -779,7 +782,7 @@ class SyntheticScenes(Dataset):
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
         if size is None:
-            size = 10_000 if split == "train" else 1_000
+            size = self.DEFAULT_SIZES[split]
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
