@@ -13,7 +13,8 @@ best of 2048² matmuls on the same threads), so the printed ratio is how far the
 running its arithmetic at matrix-multiply speed. ``--versus-ref`` times the step in
 subprocesses with the native kernels (default) and without them (``GANBLOCKS_NATIVE=off``, the
 pure-PyTorch reference ops), interleaved for ``--rounds`` rounds, and prints both images/s and
-their ratio.
+their ratio. ``--versus KEY=VALUE`` does the same for one config setting, e.g.
+``--versus train.d_fakes=reuse`` (one G forward per iteration instead of two).
 
 ``--compile`` then compiles every block of G and D with ``torch.compile`` (the ops' native kernels
 are custom ops inside the compiled graphs) and prints the compiled step time beside the eager
@@ -160,25 +161,41 @@ def run(preset: str, overrides, steps: int, device: str, compile_: bool = False,
     return images / elapsed
 
 
-def versus_ref(preset: str, overrides, steps: int, threads: int, rounds: int) -> None:
-    """Images/s of the step with the native kernels and with the reference ops, each measured in
-    its own subprocess, the two interleaved over ``rounds`` rounds."""
-    rates = {"native": [], "ref": []}
+def _interleaved(variants, preset: str, steps: int, threads: int, rounds: int):
+    """Images/s of each variant ``name -> (environment, overrides)``, each measurement in its
+    own subprocess, the variants interleaved (their order alternating) over ``rounds`` rounds."""
+    names = list(variants)
+    rates = {name: [] for name in names}
     for r in range(rounds):
-        for impl in (("native", "ref") if r % 2 == 0 else ("ref", "native")):
-            env = dict(os.environ, GANBLOCKS_NATIVE="off" if impl == "ref" else "auto")
+        for name in (names if r % 2 == 0 else names[::-1]):
+            env, overrides = variants[name]
             cmd = [sys.executable, __file__, "--quiet", "--steps", str(steps), "--threads",
                    str(threads), "--preset", preset, *overrides]
-            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-            rates[impl].append(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
-    native, ref = statistics.median(rates["native"]), statistics.median(rates["ref"])
+            out = subprocess.run(cmd, env=dict(os.environ, **env), check=True,
+                                 capture_output=True, text=True)
+            rates[name].append(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
     print(f"\n{preset} step, {threads} thread(s), median of {rounds} interleaved rounds of "
           f"{steps} steps:")
-    print(f"  native kernels   {native:6.1f} images/s  (rounds: "
-          f"{', '.join(f'{x:.1f}' for x in rates['native'])})")
-    print(f"  reference ops    {ref:6.1f} images/s  (rounds: "
-          f"{', '.join(f'{x:.1f}' for x in rates['ref'])})")
-    print(f"  native / ref     {native / ref:6.2f}x")
+    for name in names:
+        print(f"  {name:<24} {statistics.median(rates[name]):6.1f} images/s  (rounds: "
+              f"{', '.join(f'{x:.1f}' for x in rates[name])})")
+    return {name: statistics.median(v) for name, v in rates.items()}
+
+
+def versus_ref(preset: str, overrides, steps: int, threads: int, rounds: int) -> None:
+    """Images/s of the step with the native kernels and with the reference ops."""
+    med = _interleaved({"native kernels": ({"GANBLOCKS_NATIVE": "auto"}, list(overrides)),
+                        "reference ops": ({"GANBLOCKS_NATIVE": "off"}, list(overrides))},
+                       preset, steps, threads, rounds)
+    print(f"  native / ref             {med['native kernels'] / med['reference ops']:6.2f}x")
+
+
+def versus_setting(preset: str, overrides, setting: str, steps: int, threads: int,
+                   rounds: int) -> None:
+    """Images/s of the step as configured and with ``setting`` (``key=value``) added."""
+    med = _interleaved({"as configured": ({}, list(overrides)),
+                        setting: ({}, [*overrides, setting])}, preset, steps, threads, rounds)
+    print(f"  with / without           {med[setting] / med['as configured']:6.2f}x")
 
 
 def main() -> None:
@@ -194,7 +211,11 @@ def main() -> None:
                         help="also print the compute floor (FLOPs / measured sgemm rate)")
     parser.add_argument("--versus-ref", action="store_true",
                         help="time native kernels against the reference ops (subprocesses)")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds of --versus-ref")
+    parser.add_argument("--versus", default=None, metavar="KEY=VALUE",
+                        help="time the step with this config override against without it "
+                             "(subprocesses), e.g. --versus train.d_fakes=reuse")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="rounds of --versus-ref / --versus")
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -205,6 +226,12 @@ def main() -> None:
         return
     if args.versus_ref:
         versus_ref(args.preset, args.overrides, args.steps, args.threads, args.rounds)
+        return
+    if args.versus is not None:
+        if "=" not in args.versus:
+            parser.error(f"--versus: expected KEY=VALUE, got {args.versus!r}")
+        versus_setting(args.preset, args.overrides, args.versus, args.steps, args.threads,
+                       args.rounds)
         return
     run(args.preset, args.overrides, args.steps, "cpu", args.compile, args.compile_backend,
         floor=args.floor)

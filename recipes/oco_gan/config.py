@@ -298,6 +298,11 @@ class TrainConfig:
     ema_rampup_steps: int = 2000
     #: Total number of iterations (one G step then one D step each).
     steps: int = 100000
+    #: [choice] Fakes of the D step: ``fresh`` (a G forward of its own on new latents, as
+    #: StyleGAN2 does) or ``reuse`` (the G step's fakes, detached, as pix2pix and CycleGAN do:
+    #: one G forward per iteration instead of two; D then sees the generator of one Adam step
+    #: before).
+    d_fakes: str = "fresh"
     #: Adaptive discriminator augmentation (paper Table 5).
     ada: bool = False
     ada_target: float = 0.6
@@ -345,6 +350,8 @@ class TrainConfig:
     init_from: Optional[str] = None
 
     def validate(self) -> None:
+        if self.d_fakes not in ("fresh", "reuse"):
+            raise ConfigError(f"train.d_fakes must be 'fresh' or 'reuse', got {self.d_fakes!r}")
         if self.mode not in ("hybrid", "uncond_only", "cond_only"):
             raise ConfigError(f"train.mode must be 'hybrid', 'uncond_only' or 'cond_only', got "
                               f"{self.mode!r}")

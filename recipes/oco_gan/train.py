@@ -258,11 +258,12 @@ class OCOGANTrainer:
         return train_steps.generator_step(self, label_c)
 
     def discriminator_step(self, real_c: Optional[torch.Tensor],
-                           label_c: Optional[torch.Tensor]) -> Dict[str, float]:
+                           label_c: Optional[torch.Tensor], *,
+                           fakes: Optional[torch.Tensor] = None) -> Dict[str, float]:
         """D step on this rank's labelled reals ``real_c``/``label_c`` (the maps of the G step)
-        and a fresh batch of unconditional reals; see
+        and a fresh batch of unconditional reals, on fresh fakes or the G step's ``fakes``; see
         :func:`~recipes.oco_gan.train_steps.discriminator_step`."""
-        return train_steps.discriminator_step(self, real_c, label_c)
+        return train_steps.discriminator_step(self, real_c, label_c, fakes=fakes)
 
     def train_step(self) -> Dict[str, float]:
         """One iteration: a G step then a D step. Returns the logged loss terms."""
@@ -278,8 +279,12 @@ class OCOGANTrainer:
             with self._phase("data"):
                 real_c, label_c = self._fetch(self.stream_c, self.bc, self.shard_c,
                                               with_label=True)
-        logs = self.generator_step(label_c)
-        logs.update(self.discriminator_step(real_c, label_c))
+        if t.d_fakes == "reuse":
+            logs, fakes = train_steps.generator_step_fakes(self, label_c)
+            logs.update(self.discriminator_step(real_c, label_c, fakes=fakes))
+        else:
+            logs = self.generator_step(label_c)
+            logs.update(self.discriminator_step(real_c, label_c))
         self.step += 1
         self.images_seen += self.bu + self.bc
         if self.augment is not None:

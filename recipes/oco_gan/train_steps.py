@@ -23,7 +23,7 @@ come from ``trainer._aug_gen`` (per step and rank).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,7 @@ from ganblocks.train import DistributedContext
 from .train_parts import no_grad_params
 from .trainer_protocol import StepTrainer
 
-__all__ = ["class_weights", "discriminator_step", "generator_step"]
+__all__ = ["class_weights", "discriminator_step", "generator_step", "generator_step_fakes"]
 
 
 def class_weights(label: torch.Tensor, num_classes: int, *, ignore_index: Optional[int],
@@ -99,11 +99,19 @@ def _shard_sizes(tr: StepTrainer):
 
 def generator_step(tr: StepTrainer, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
     """G step on this rank's conditional label maps ``label_c [b_c, H, W]`` (or ``None``)."""
+    return generator_step_fakes(tr, label_c)[0]
+
+
+def generator_step_fakes(tr: StepTrainer, label_c: Optional[torch.Tensor]
+                         ) -> Tuple[Dict[str, float], torch.Tensor]:
+    """:func:`generator_step`, also returning its fakes, detached: ``[n_u + n_c, 3, H, W]``,
+    this rank's unconditional rows then its conditional ones (on ``label_c``)."""
     with no_grad_params(tr.D):  # D's frozen parts stay frozen afterwards
         return _generator_step(tr, label_c)
 
 
-def _generator_step(tr: StepTrainer, label_c: Optional[torch.Tensor]) -> Dict[str, float]:
+def _generator_step(tr: StepTrainer, label_c: Optional[torch.Tensor]
+                    ) -> Tuple[Dict[str, float], torch.Tensor]:
     cfg, G, D = tr.cfg, tr.G, tr.D
     n_u, n_c = _shard_sizes(tr)
     z_u = tr._randn(tr.bu, cfg.model.z_dim)[tr.shard_u]
@@ -147,7 +155,7 @@ def _generator_step(tr: StepTrainer, label_c: Optional[torch.Tensor]) -> Dict[st
         _optimizer_step(tr, loss, G, tr.opt_g)
         tr.ema.update(G)
     logs["g/total"] = loss.item()
-    return logs
+    return logs, fakes.detach()
 
 
 def _optimizer_step(tr: StepTrainer, loss: torch.Tensor, module: torch.nn.Module,
@@ -172,9 +180,13 @@ def seg_realness(seg: torch.Tensor) -> torch.Tensor:
 
 
 def discriminator_step(tr: StepTrainer, real_c: Optional[torch.Tensor],
-                       label_c: Optional[torch.Tensor]) -> Dict[str, float]:
+                       label_c: Optional[torch.Tensor], *,
+                       fakes: Optional[torch.Tensor] = None) -> Dict[str, float]:
     """D step on this rank's labelled reals ``real_c``/``label_c`` (the maps of the G step)
-    and a fresh batch of unconditional reals; then, when due, the lazy R1 step."""
+    and a fresh batch of unconditional reals; then, when due, the lazy R1 step.
+
+    The fakes are a fresh G forward, or ``fakes`` (``[n_u + n_c, 3, H, W]``, the G step's:
+    ``train.d_fakes=reuse``)."""
     cfg, G, D = tr.cfg, tr.G, tr.D
     zd = cfg.model.z_dim
     n_u, n_c = _shard_sizes(tr)
@@ -183,11 +195,16 @@ def discriminator_step(tr: StepTrainer, real_c: Optional[torch.Tensor],
     with tr._phase("data"):
         if n_u:
             real_u, _ = tr._fetch(tr.stream_u, tr.bu, tr.shard_u, with_label=False)
-    z_u = tr._randn(tr.bu, zd)[tr.shard_u]
-    z_c = tr._randn(tr.bc, zd)[tr.shard_c]
-    with torch.no_grad(), tr._autocast(), tr._phase("D step: G forward (no grad)"):
-        fakes = G.forward_mixed(tr._to_device(z_u) if n_u else None, label_c,
-                                tr._to_device(z_c) if n_c else None).to(tr.dtype)
+    if fakes is None:
+        z_u = tr._randn(tr.bu, zd)[tr.shard_u]
+        z_c = tr._randn(tr.bc, zd)[tr.shard_c]
+        with torch.no_grad(), tr._autocast(), tr._phase("D step: G forward (no grad)"):
+            fakes = G.forward_mixed(tr._to_device(z_u) if n_u else None, label_c,
+                                    tr._to_device(z_c) if n_c else None)
+    elif fakes.shape[0] != n_u + n_c:
+        raise ValueError(f"fakes: expected {n_u + n_c} images (this rank's {n_u} unconditional "
+                         f"+ {n_c} conditional), got shape {tuple(fakes.shape)}")
+    fakes = fakes.detach().to(tr.dtype)
     fake_u, fake_c = fakes[:n_u], fakes[n_u:]
 
     # One encoder batch: [real_u | real_c | fake_u | fake_c | mixed] (absent parts are empty).

@@ -739,3 +739,88 @@ def test_a_run_on_a_gpu_keeps_its_tensors_there(tmp_path):
     summary = trainer.fit(steps=2)
     assert set(seen) == {"cuda"}
     assert summary["samples"].is_file()
+
+
+# -- the D step's fakes (train.d_fakes) ----------------------------------------------------------
+def _count_g_forwards(monkeypatch, trainer):
+    outputs = []
+    forward = trainer.G.forward_mixed
+
+    def wrapper(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        outputs.append(out.detach().clone())
+        return out
+
+    monkeypatch.setattr(trainer.G, "forward_mixed", wrapper)
+    return outputs
+
+
+def _d_inputs(monkeypatch, trainer):
+    inputs = []
+    encode = trainer.D.encode
+
+    def wrapper(x, *args, **kwargs):
+        inputs.append(x.detach().clone())
+        return encode(x, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.D, "encode", wrapper)
+    return inputs
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "uncond_only", "cond_only"])
+def test_d_fakes_reuse_trains_d_on_the_g_steps_own_fakes(tmp_path, monkeypatch, mode):
+    tr = _trainer(tmp_path / "run", "train.d_fakes=reuse", f"train.mode={mode}",
+                  "loss.labelmix_weight=0")
+    outputs = _count_g_forwards(monkeypatch, tr)
+    inputs = _d_inputs(monkeypatch, tr)
+    tr.train_step()
+    # One G forward per iteration; the G step's D input is the fakes, the D step's batch is
+    # [real_u | real_c | fake_u | fake_c | mixed] with the same fakes in its fake rows (a third
+    # D input is step 0's lazy R1 on the reals).
+    assert len(outputs) == 1 and len(inputs) == (3 if mode != "cond_only" else 2)
+    fakes = outputs[0]
+    n_u, n_c = tr.bu if mode != "cond_only" else 0, tr.bc if mode != "uncond_only" else 0
+    assert fakes.shape[0] == n_u + n_c
+    torch.testing.assert_close(inputs[0], fakes, rtol=0, atol=0)
+    d_batch = inputs[1]
+    torch.testing.assert_close(d_batch[n_u + n_c:2 * n_u + 2 * n_c], fakes, rtol=0, atol=0)
+
+
+def test_d_fakes_fresh_draws_new_fakes_for_the_d_step(tmp_path, monkeypatch):
+    tr = _trainer(tmp_path / "run")
+    assert tr.cfg.train.d_fakes == "fresh"
+    outputs = _count_g_forwards(monkeypatch, tr)
+    inputs = _d_inputs(monkeypatch, tr)
+    tr.train_step()
+    assert len(outputs) == 2
+    n = tr.bu + tr.bc
+    torch.testing.assert_close(inputs[1][n:2 * n], outputs[1], rtol=0, atol=0)
+    assert not torch.equal(outputs[0], outputs[1])
+
+
+def test_d_fakes_reuse_resumes_exactly_and_differs_from_fresh(tmp_path):
+    a = _trainer(tmp_path / "a", "train.d_fakes=reuse")
+    for _ in range(3):
+        a.train_step()
+    a.save_checkpoint()
+    b = OCOGANTrainer(None, tmp_path / "a", resume=True, progress=False)
+    assert b.cfg.train.d_fakes == "reuse"
+    a.train_step()
+    b.train_step()
+    _assert_equal_states(_state(a.G), _state(b.G))
+    _assert_equal_states(_state(a.D), _state(b.D))
+    c = _trainer(tmp_path / "c")  # the same seed with fresh fakes: another trajectory
+    for _ in range(4):
+        c.train_step()
+    da, dc = _state(a.D), _state(c.D)
+    assert any(not torch.equal(da[k], dc[k]) for k in da)
+
+
+def test_d_fakes_refuses_unknown_values_and_wrong_shapes(tmp_path):
+    with pytest.raises(ConfigError, match=r"train\.d_fakes"):
+        tiny_config("train.d_fakes=stale")
+    tr = _trainer(tmp_path / "run")
+    real_c, label_c = tr._fetch(tr.stream_c, tr.bc, tr.shard_c, with_label=True)
+    wrong = torch.zeros(tr.bu + tr.bc + 1, 3, *tr.cfg.model.resolution)
+    with pytest.raises(ValueError, match="fakes: expected"):
+        tr.discriminator_step(real_c, label_c, fakes=wrong)
