@@ -268,7 +268,8 @@ class Transpose(_Elementwise):
 
 
 class Permute(_Elementwise):
-    """Reorder the dimensions: output dimension ``i`` is input dimension ``dims[i]``.
+    """Reorder the dimensions: output dimension ``i`` is input dimension ``dims[i]``; the result
+    is contiguous.
 
     Example:
         >>> Permute([2, 0, 1]).forward([torch.zeros(2, 3, 4)], 1)[0].shape

@@ -155,6 +155,13 @@ TESTS: dict[str, list[str]] = {
         "tests/nn/test_nn_pins.py",
     ],
     "ganblocks/losses/path_length.py": ["tests/losses/test_path_length.py"],
+    "ganblocks/convert.py": [
+        "tests/convert/test_state_dict_converter.py",
+        "tests/convert/test_convert_pins.py",
+        "tests/stylegan2/test_convert.py",
+        "tests/oasis/test_oasis_convert.py",
+        "tests/spade/test_spade_convert.py",
+    ],
     "ganblocks/nn/_utils.py": [
         "tests/nn/test_block_errors.py",
         "tests/nn/test_mapping.py",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -108,3 +110,59 @@ def test_modulated_conv2d_casts_styles_to_the_input_dtype():
         y = gn.modulated_conv2d(x, w, s, padding=1, fused=fused)
         assert y.dtype == torch.float32
         torch.testing.assert_close(y, gn.modulated_conv2d(x, w, s.float(), padding=1, fused=fused))
+
+
+def test_renamed_keyword_forwards_the_old_keyword_with_a_warning():
+    from ganblocks.nn._utils import renamed_keyword
+
+    @renamed_keyword("size", "width")
+    def make(*, width: int = 1) -> int:
+        return width
+
+    with pytest.warns(DeprecationWarning, match="size: deprecated keyword, use width"):
+        assert make(size=5) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert make(width=3) == 3 and make() == 1
+    with pytest.raises(TypeError, match="size: deprecated alias of width"):
+        make(size=5, width=3)
+
+
+@pytest.mark.parametrize("kernel_size, dilation", [(1, 1), (3, 1), (5, 1), (7, 2), (3, 3)])
+def test_plain_conv_factory_pads_to_the_same_size(kernel_size, dilation):
+    from ganblocks.nn._utils import conv2d
+
+    torch.manual_seed(0)
+    conv = conv2d(3, 4, kernel_size, dilation=dilation).double()
+    x = torch.randn(2, 3, 9, 11, dtype=torch.float64)
+    # Independent reference: a dilated k x k kernel spans dilation * (k - 1) + 1 pixels; "same"
+    # output needs half of the extra span on each side.
+    pad = dilation * (kernel_size - 1) // 2
+    ref = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=pad, dilation=dilation)
+    y = conv(x)
+    assert y.shape == (2, 4, 9, 11)
+    torch.testing.assert_close(y, ref)
+
+
+def test_plain_conv_factory_adds_spectral_norm_only_when_asked():
+    from torch.nn.utils.parametrize import is_parametrized
+
+    from ganblocks.nn._utils import conv2d
+
+    assert not is_parametrized(conv2d(3, 4, 3), "weight")
+    assert is_parametrized(conv2d(3, 4, 3, spectral_norm=True), "weight")
+    assert conv2d(3, 4, 3).bias is not None and conv2d(3, 4, 3, bias=False).bias is None
+
+
+def test_renamed_keyword_is_typed_as_keeping_the_decorated_type():
+    # The decorator returns the function's own type (a TypeVar bound to callables), so type
+    # checkers and typing.get_type_hints see the decorated constructors' real signatures.
+    import typing
+
+    from ganblocks.nn import _utils
+
+    hints = typing.get_type_hints(_utils.renamed_keyword)
+    args = typing.get_args(hints["return"])
+    tv = args[-1]
+    assert isinstance(tv, typing.TypeVar) and args[0] == [tv]
+    assert tv.__bound__ is not None
