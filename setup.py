@@ -43,7 +43,9 @@ setup(
         "ganblocks._csrc",
     ],
     package_dir={"ganblocks._csrc": "csrc"},
-    package_data={"ganblocks._csrc": ["*.cpp", "*.cu", "*.h", "*.cuh"]},
+    package_data={"ganblocks._csrc": ["*.cpp", "*.cu", "*.h", "*.cuh"],
+                  # The shipped demo generator (recipes/oco_gan/pretrained.py).
+                  "recipes.oco_gan": ["assets/*.pt"]},
     install_requires=[
         "torch>=2.1",
         "einops>=0.6",

@@ -34,6 +34,7 @@ from .model import Generator
 
 __all__ = [
     "LoadedGenerator",
+    "ema_generator_state",
     "generate_conditional",
     "generate_unconditional",
     "image_grid",
@@ -71,8 +72,9 @@ class LoadedGenerator:
     path: Path
 
 
-def _ema_generator_state(state: Dict[str, Any], path: Path) -> Dict[str, torch.Tensor]:
-    """The generator's state dict inside an ``ExponentialMovingAverage`` state (``shadow.*``)."""
+def ema_generator_state(state: Dict[str, Any], path: PathLike) -> Dict[str, torch.Tensor]:
+    """The generator's state dict inside an ``ExponentialMovingAverage`` state (``shadow.*``
+    entries; ``path`` names the file in the error when there are none)."""
     prefix = "shadow."
     out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not out:
@@ -89,7 +91,9 @@ def load_generator(
     """Rebuild the generator saved in an ``oco-gan train`` checkpoint.
 
     Args:
-        path: A ``checkpoint.pt`` (a dict with ``config``, ``G``, ``G_ema``, ``step``, ...).
+        path: A ``checkpoint.pt`` (a dict with ``config``, ``G``, ``G_ema``, ``step``, ...), or
+            a generator exported by :func:`~recipes.oco_gan.pretrained.export_generator`
+            (float16 on disk, float32 once loaded).
         device: Device for the generator (default: CPU).
         ema: Load the exponential moving average of the weights (``G_ema``, what the paper
             evaluates); ``False`` loads the raw trained weights ``G``.
@@ -125,8 +129,11 @@ def load_generator(
     if state.get(key) is None:
         hint = " (pass ema=False / --no-ema to use the raw weights G)" if ema else ""
         raise ValueError(f"ckpt: {path} has no {key!r} weights{hint}")
-    weights = _ema_generator_state(state[key], path) if ema else state[key]
+    weights = ema_generator_state(state[key], path) if ema else state[key]
     G = Generator(config.model)
+    if state.get("format") == "oco-gan-generator":
+        # A generator exported for shipping (recipes.oco_gan.pretrained): stored in float16.
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     dtype = next(iter(weights.values())).dtype
     G = G.to(dtype)
     G.load_state_dict(weights)

@@ -339,11 +339,14 @@ class OCOGANTrainer:
         return path
 
     @torch.no_grad()
-    def write_samples(self, name: Optional[str] = None) -> Optional[Path]:
-        """Sample grid with the EMA generator: label | real | 3 conditional | 3 unconditional."""
+    def write_samples(self, name: Optional[str] = None, *,
+                      generator: Optional[torch.nn.Module] = None) -> Optional[Path]:
+        """Sample grid with the EMA generator (or ``generator``, e.g. a shipped one, on the same
+        fixed maps and latents): label | real | 3 conditional | 3 unconditional. The EMA
+        generator's grids are also copied to ``samples/latest.png``."""
         if not self.ctx.is_main:
             return None
-        G = self.ema.shadow
+        G = self.ema.shadow if generator is None else generator
         fx = self._fixed
         n = fx["label"].shape[0]
         label = fx["label"].to(self.device)
@@ -354,7 +357,8 @@ class OCOGANTrainer:
         path = self.run_dir / "samples" / (name or f"step_{self.step:07d}.png")
         scale = max(1, 128 // self.cfg.model.resolution[0])
         save_image_grid(grid, path, scale=scale)
-        save_image_grid(grid, self.run_dir / "samples" / "latest.png", scale=scale)
+        if generator is None:
+            save_image_grid(grid, self.run_dir / "samples" / "latest.png", scale=scale)
         return path
 
     def _mean_over_ranks(self, logs: Dict[str, float]) -> Dict[str, float]:

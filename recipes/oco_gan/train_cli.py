@@ -187,13 +187,29 @@ def _run_training(args: argparse.Namespace, *, demo: bool) -> int:
             run.release() if args.resume else run.abort()
         raise
     try:
-        return _fit_and_report(trainer, args, run)
+        return _fit_and_report(trainer, args, run, demo=demo)
     finally:
         if run is not None:
             run.release()
 
 
-def _fit_and_report(trainer, args: argparse.Namespace, run) -> int:
+def _pretrained_grid(trainer):
+    """The demo's grid from the shipped generator (:mod:`recipes.oco_gan.pretrained`), before
+    training starts: ``samples/pretrained.png``, or ``None`` (no file, or other model settings)."""
+    from .pretrained import load_demo_generator
+
+    loaded = load_demo_generator(trainer.cfg.model)
+    if loaded is None:
+        print("oco-gan: no shipped demo generator for these model settings: training only")
+        return None
+    path = trainer.write_samples("pretrained.png", generator=loaded.G.to(trainer.device))
+    print(f"oco-gan: while this trains, here is the shipped demo generator's grid (trained for "
+          f"{loaded.step} iterations by the command in recipes/oco_gan/pretrained.py): {path}",
+          flush=True)
+    return path
+
+
+def _fit_and_report(trainer, args: argparse.Namespace, run, *, demo: bool = False) -> int:
     import torch
 
     ctx = trainer.ctx
@@ -206,6 +222,7 @@ def _fit_and_report(trainer, args: argparse.Namespace, run) -> int:
         print(f"oco-gan: training preset '{trainer.cfg.preset}' on {where}; run directory "
               f"{args.out}", flush=True)
         print(_data_summary(trainer), flush=True)
+    pretrained = _pretrained_grid(trainer) if demo and ctx.is_main else None
     minutes = args.minutes
     summary = trainer.fit(max_seconds=None if minutes is None else minutes * 60)
     if ctx.is_main:
@@ -217,6 +234,8 @@ def _fit_and_report(trainer, args: argparse.Namespace, run) -> int:
             print(f"oco-gan: sample grid (label | real | 3 conditional | 3 unconditional): "
                   f"{summary['samples']}")
             print(f"oco-gan: all grids in {Path(args.out) / 'samples'}")
+        if pretrained is not None:
+            print(f"oco-gan: the same grid from the shipped demo generator: {pretrained}")
     if ctx.distributed:
         # Rank 0 may still be writing samples: let every rank arrive before tearing down, so no
         # process leaves while a peer's gloo/NCCL connection is still in use.
