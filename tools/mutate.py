@@ -339,10 +339,15 @@ TESTS: dict[str, list[str]] = {
         "tests/ops/test_self_check.py",
         "tests/ops/test_library.py",  # the fake kernels' layout: is_channels_last
     ],
-    "ganblocks/ops/_selfcheck.py": ["tests/ops/test_self_check.py", "tests/ops/test_native.py"],
+    "ganblocks/ops/_selfcheck.py": [
+        "tests/ops/test_native_pins.py",
+        "tests/ops/test_self_check.py",
+        "tests/ops/test_native.py",
+    ],
     "ganblocks/ops/_dispatch.py": ["tests/ops/test_native.py", "tests/ops/test_native_build.py"],
     "ganblocks/ops/_build.py": ["tests/ops/test_native_build.py"],
     "ganblocks/ops/testing.py": ["tests/ops/test_native_pins.py", "tests/ops/test_native_build.py"],
+    "ganblocks/ops/native.py": ["tests/ops/test_native_pins.py", "tests/ops/test_native_build.py"],
     "ganblocks/ops/_upfirdn2d_native.py": [
         "tests/ops/test_native.py",
         "tests/ops/test_library.py",

@@ -87,3 +87,72 @@ def test_verify_checks_every_cpu_dtype_layout_and_op_once(built):
 def test_verify_refuses_a_device_without_kernels(built):
     with pytest.raises(RuntimeError, match="not available on meta"):
         native.verify("meta")
+
+
+# ---- _selfcheck: the machinery, on its own -----------------------------------------------------
+
+
+@pytest.fixture
+def fresh_verified():
+    saved = dict(_selfcheck.verified)
+    _selfcheck.verified.clear()
+    yield _selfcheck.verified
+    _selfcheck.verified.clear()
+    _selfcheck.verified.update(saved)
+
+
+def test_rel_err_is_a_float_relative_to_the_reference_magnitude():
+    a = torch.tensor([1.0, 2.0, -3.0])
+    b = torch.tensor([1.5, 2.0, -4.0])
+    # max |a - b| = 1, max |b| = 4
+    err = _selfcheck.rel_err(a, b)
+    assert isinstance(err, float) and err == 0.25
+    # An all-zero reference: the absolute error itself.
+    assert _selfcheck.rel_err(torch.tensor([0.5, -2.0]), torch.zeros(2)) == 2.0
+    # Half-precision inputs are compared in float64.
+    h = torch.tensor([1024.0, 1.0], dtype=torch.float16)
+    assert _selfcheck.rel_err(h + torch.tensor([0.0, 1.0], dtype=torch.float16), h) == 1 / 1024
+
+
+@pytest.mark.parametrize(
+    ("dtype", "err", "ok"),
+    [
+        (torch.float64, 1e-9, True),  # at the tolerance: agrees
+        (torch.float64, 1e-7, False),
+        (torch.float32, 1e-4, True),
+        (torch.float32, 1e-3, False),
+        (torch.float16, 1e-2, True),
+        (torch.bfloat16, 5e-2, False),
+    ],
+)
+def test_verified_ok_applies_the_tolerance_of_the_keys_dtype(fresh_verified, dtype, err, ok):
+    key = ("probe-op", dtype, "cfg")
+    calls = []
+
+    def check():
+        calls.append(1)
+        return err
+
+    if ok:
+        assert _selfcheck.verified_ok(key, check) is True
+    else:
+        with pytest.warns(_selfcheck.NativeKernelWarning, match="probe-op.*DISAGREES"):
+            assert _selfcheck.verified_ok(key, check) is False
+    # Remembered: the check runs once per key.
+    assert _selfcheck.verified_ok(key, check) is ok and calls == [1]
+    assert fresh_verified == {key: ok}
+
+
+def test_tracing_recognises_fake_tensors_by_their_type():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode()
+    with mode:
+        fake = torch.empty(2, 3)
+        assert _selfcheck.tracing(fake)
+    # Outside the mode, a fake tensor is still not a real one: no check may run on it.
+    assert _selfcheck.tracing(fake)
+    assert not _selfcheck.tracing(torch.empty(2, 3))
+    assert not _selfcheck.tracing(torch.nn.Parameter(torch.empty(2, 3)))
+    with _selfcheck.checking_device("cpu"):
+        assert _selfcheck.check_due(torch.empty(2, 3)) and not _selfcheck.check_due(fake)
