@@ -349,11 +349,13 @@ TESTS: dict[str, list[str]] = {
     "ganblocks/ops/testing.py": ["tests/ops/test_native_pins.py", "tests/ops/test_native_build.py"],
     "ganblocks/ops/native.py": ["tests/ops/test_native_pins.py", "tests/ops/test_native_build.py"],
     "ganblocks/ops/_upfirdn2d_native.py": [
+        "tests/ops/test_native_pins.py",
         "tests/ops/test_native.py",
         "tests/ops/test_library.py",
         "tests/ops/test_self_check.py",
     ],
     "ganblocks/ops/_bias_act_native.py": [
+        "tests/ops/test_native_pins.py",
         "tests/ops/test_native.py",
         "tests/ops/test_library.py",
         "tests/ops/test_self_check.py",

@@ -156,3 +156,105 @@ def test_tracing_recognises_fake_tensors_by_their_type():
     assert not _selfcheck.tracing(torch.nn.Parameter(torch.empty(2, 3)))
     with _selfcheck.checking_device("cpu"):
         assert _selfcheck.check_due(torch.empty(2, 3)) and not _selfcheck.check_due(fake)
+
+
+@pytest.mark.parametrize("shape", [(1 << 21,), (3 << 20, 1, 1), (3 << 19, 1)])
+def test_bias_act_check_inputs_of_vectors_also_cross_the_grid_limit(shape):
+    # x strides over the CUDA grid (more elements than the 1-D grid has threads); the check
+    # inputs must include one that does too, even when x has a single non-trivial dimension.
+    from ganblocks.ops import _bias_act_native
+
+    limit = _kernels.CUDA_MAX_BLOCKS_1D * 256
+    x = torch.empty(shape, device="meta")
+    assert x.numel() > limit
+    sizes = [torch.Size(s).numel() for s in _bias_act_native.check_shapes(x, None)]
+    assert sizes[0] <= 1 << 16  # the small one
+    assert limit < max(sizes) < 2 * limit + (1 << 16)
+
+
+def _bias_act_inputs():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 4, 3, generator=gen, dtype=torch.float64)
+    b = torch.randn(5, generator=gen, dtype=torch.float64)
+    return x, b
+
+
+def _disagree_on(monkeypatch, op):
+    """CPU calls are self-checked, and the check of ``op`` (only) disagrees."""
+    monkeypatch.setattr(_selfcheck, "CHECKED_DEVICES", ("cpu", "cuda"))
+    checked = []
+
+    def verified_ok(key, check):
+        checked.append(key[0])
+        return key[0] != op
+
+    monkeypatch.setattr(_selfcheck, "verified_ok", verified_ok)
+    return checked
+
+
+@pytest.mark.parametrize("op", ["bias_act", "bias_act_grad"])
+def test_bias_act_falls_back_to_the_reference_where_its_check_disagrees(built, monkeypatch, op):
+    # The self-check of one op of the family disagrees (the others run natively): the value and
+    # the gradients must still equal the reference path's.
+    from ganblocks.ops import bias_act
+
+    checked = _disagree_on(monkeypatch, op)
+    x0, b0 = _bias_act_inputs()
+
+    def run(impl):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        y = bias_act(x, b, act="lrelu", clamp=0.5, impl=impl)
+        return (y, *torch.autograd.grad(y.square().sum(), [x, b]))
+
+    got = run("native")
+    assert op in checked
+    for a, e in zip(got, run("ref")):
+        torch.testing.assert_close(a, e)
+
+
+def test_bias_act_forward_fallback_keeps_double_backward(built, monkeypatch):
+    from ganblocks.ops import bias_act
+
+    _disagree_on(monkeypatch, "bias_act")
+    x0, b0 = _bias_act_inputs()
+
+    def run(impl):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        y = bias_act(x, b, act="lrelu", clamp=0.5, impl=impl)
+        gx, gb = torch.autograd.grad(y.square().sum(), [x, b], create_graph=True)
+        return torch.autograd.grad(gx.square().sum() + gb.square().sum(), [x, b])
+
+    for a, e in zip(run("native"), run("ref")):
+        torch.testing.assert_close(a, e)
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
+    "found by the issue-23 mutation sample: when the check of bias_act_grad disagrees, its "
+    "reference fallback returns a detached value, so a double backward (R1) through it fails"))
+def test_bias_act_grad_fallback_keeps_double_backward(built, monkeypatch):
+    from ganblocks.ops import bias_act
+
+    _disagree_on(monkeypatch, "bias_act_grad")
+    x0, b0 = _bias_act_inputs()
+    x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    y = bias_act(x, b, act="lrelu", clamp=0.5, impl="native")
+    (gx,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
+    torch.autograd.grad(gx.square().sum(), [x])
+
+
+@pytest.mark.parametrize("act", ["lrelu", "swish"])
+def test_bias_act_double_backward_through_the_bias_gradient_alone(built, act):
+    # The second-order term reaches x only through db (dx is not used): the bias-shaped gradient
+    # must be spread over x's shape.
+    from ganblocks.ops import bias_act
+
+    x0, b0 = _bias_act_inputs()
+
+    def run(impl):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        y = bias_act(x, b, act=act, impl=impl)
+        _, gb = torch.autograd.grad(y.square().sum(), [x, b], create_graph=True)
+        return torch.autograd.grad(gb.square().sum(), [x, b])
+
+    for a, e in zip(run("native"), run("ref")):
+        torch.testing.assert_close(a, e)
