@@ -5,11 +5,12 @@ built, or loaded from the cache, once)."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
 
-from ganblocks.ops import _dispatch, _kernels, _selfcheck, native
+from ganblocks.ops import _build, _dispatch, _kernels, _selfcheck, native
 from ganblocks.ops.testing import isolated_state
 
 
@@ -258,3 +259,70 @@ def test_bias_act_double_backward_through_the_bias_gradient_alone(built, act):
 
     for a, e in zip(run("native"), run("ref")):
         torch.testing.assert_close(a, e)
+
+
+# ---- _upfirdn2d_native: the launch path predicted from the CUDA sources -----------------------
+
+CSRC = _build.source_dir()
+
+
+def _meta(shape, channels_last=False):
+    t = torch.empty(shape, device="meta")
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t
+
+
+def test_launch_path_takes_the_tiled_factors_of_the_cuda_launcher():
+    from ganblocks.ops import _upfirdn2d_native
+
+    text = (CSRC / "upfirdn2d_cuda.cu").read_text()
+    tiled = {(int(u), int(d)) for u, d in re.findall(r"up == (\d+) && down == (\d+)", text)}
+    assert (2, 1) in tiled and (1, 2) in tiled  # the parse found the launcher
+    w = torch.ones(4, 4)
+    for up in range(1, 6):
+        for down in range(1, 6):
+            x = _meta((1, 4, 16, 16))
+            path = _upfirdn2d_native.launch_path(x, w, (up, up, down, down, 2, 1, 2, 1))
+            assert (path[0] == "tiled") == ((up, down) in tiled), (up, down, path)
+
+
+def test_launch_path_channels_last_needs_more_than_one_channel():
+    from ganblocks.ops import _upfirdn2d_native
+
+    # csrc/cuda_ops.cpp: channels_last = !x.is_contiguous() && NHWC-contiguous && C > 1
+    text = (CSRC / "cuda_ops.cpp").read_text()
+    assert re.search(r"ChannelsLast\)\s*&&\s*C > 1", text)
+    w, args = torch.ones(4, 4), (1, 1, 1, 1, 2, 1, 2, 1)
+    assert _upfirdn2d_native.launch_path(_meta((2, 2, 8, 8), True), w, args)[1] is True
+    assert _upfirdn2d_native.launch_path(_meta((2, 3, 8, 8), True), w, args)[1] is True
+    assert _upfirdn2d_native.launch_path(_meta((2, 2, 8, 8)), w, args)[1] is False
+
+
+@pytest.mark.parametrize("down", [1, 2])
+def test_launch_path_hands_tall_nhwc_outputs_to_the_generic_kernel_at_the_grid_limit(down):
+    from ganblocks.ops import _upfirdn2d_native
+
+    # csrc/upfirdn2d_cuda.cu, NHWC tiles: TW = DOWN == 1 ? 8 : 4, TH = TW; tiled while the
+    # tile rows fit the grid's y (kMaxGridY).
+    text = (CSRC / "upfirdn2d_cuda.cu").read_text()
+    assert "constexpr int TW = DOWN == 1 ? 8 : 4, TH = TW;" in text
+    th = 8 if down == 1 else 4
+    w, args = torch.ones(1, 1), (1, 1, down, down, 0, 0, 0, 0)
+    for oh, kind in ((th * _kernels.CUDA_MAX_GRID_Y, "tiled"),
+                     (th * _kernels.CUDA_MAX_GRID_Y + 1, "generic")):
+        x = _meta((1, 4, (oh - 1) * down + 1, 2 * down), True)
+        assert _upfirdn2d_native._out_hw(x.shape[2], x.shape[3], w, args)[0] == oh
+        assert _upfirdn2d_native.launch_path(x, w, args)[:2] == (kind, True), oh
+
+
+def test_disagreeing_upfirdn2d_check_reports_the_error_relative_to_the_reference(
+        built, fresh_verified, monkeypatch):
+    from ganblocks.ops import _upfirdn2d_native, setup_filter, upfirdn2d
+
+    true_ref = _upfirdn2d_native.taps_ref
+    # A "reference" twice the kernel's values: |got - ref| / max|ref| = 1/2 (not 1, which an error
+    # relative to the kernel's own output would give).
+    monkeypatch.setattr(_upfirdn2d_native, "taps_ref", lambda x, w, a: 2 * true_ref(x, w, a))
+    monkeypatch.setattr(_selfcheck, "CHECKED_DEVICES", ("cpu", "cuda"))
+    x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    with pytest.warns(_selfcheck.NativeKernelWarning, match=r"relative error 0\.5\)"):
+        upfirdn2d(x, setup_filter([1, 2, 1]).double(), up=2, padding=1, impl="native")
