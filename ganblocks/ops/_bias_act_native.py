@@ -88,6 +88,13 @@ def _ref_value(name: str, dy, x, b, p: BiasActParams, g=None) -> torch.Tensor:
     its fallback)."""
     if name == "bias_act":
         return bias_act_ref(x, b, p)
+    if name == "bias_act_grad" and torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (dy, x, b)):
+        # The fallback inside a backward with create_graph=True (R1's double backward): keep
+        # dx a differentiable function of dy, x and b, as the native op's own formula is.
+        xr = x if x.requires_grad else x.detach().requires_grad_(True)
+        (dx,) = torch.autograd.grad(bias_act_ref(xr, b, p), xr, dy, create_graph=True)
+        return dx
     with torch.enable_grad():
         xr = x.detach().requires_grad_(True)
         yr = bias_act_ref(xr, b, p)

@@ -229,18 +229,24 @@ def test_bias_act_forward_fallback_keeps_double_backward(built, monkeypatch):
         torch.testing.assert_close(a, e)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "found by the issue-23 mutation sample: when the check of bias_act_grad disagrees, its "
-    "reference fallback returns a detached value, so a double backward (R1) through it fails"))
 def test_bias_act_grad_fallback_keeps_double_backward(built, monkeypatch):
+    # Found by the issue-23 mutation sample: when the check of bias_act_grad disagreed, its
+    # reference fallback returned a detached dx, so a double backward (R1) through it failed.
     from ganblocks.ops import bias_act
 
-    _disagree_on(monkeypatch, "bias_act_grad")
+    checked = _disagree_on(monkeypatch, "bias_act_grad")
     x0, b0 = _bias_act_inputs()
-    x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
-    y = bias_act(x, b, act="lrelu", clamp=0.5, impl="native")
-    (gx,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
-    torch.autograd.grad(gx.square().sum(), [x])
+
+    def run(impl):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        y = bias_act(x, b, act="lrelu", clamp=0.5, impl=impl)
+        gx, gb = torch.autograd.grad(y.square().sum(), [x, b], create_graph=True)
+        return (gx, gb, *torch.autograd.grad(gx.square().sum() + gb.square().sum(), [x, b]))
+
+    got = run("native")
+    assert "bias_act_grad" in checked
+    for a, e in zip(got, run("ref")):
+        torch.testing.assert_close(a, e)
 
 
 @pytest.mark.parametrize("act", ["lrelu", "swish"])
