@@ -345,7 +345,7 @@ TESTS: dict[str, list[str]] = {
         "tests/ops/test_native.py",
     ],
     "ganblocks/ops/_dispatch.py": ["tests/ops/test_native.py", "tests/ops/test_native_build.py"],
-    "ganblocks/ops/_build.py": ["tests/ops/test_native_build.py"],
+    "ganblocks/ops/_build.py": ["tests/ops/test_native_pins.py", "tests/ops/test_native_build.py"],
     "ganblocks/ops/testing.py": ["tests/ops/test_native_pins.py", "tests/ops/test_native_build.py"],
     "ganblocks/ops/native.py": ["tests/ops/test_native_pins.py", "tests/ops/test_native_build.py"],
     "ganblocks/ops/__main__.py": ["tests/ops/test_ops_main.py", "tests/ops/test_native_build.py"],

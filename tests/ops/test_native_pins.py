@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -332,3 +333,48 @@ def test_disagreeing_upfirdn2d_check_reports_the_error_relative_to_the_reference
     x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
     with pytest.warns(_selfcheck.NativeKernelWarning, match=r"relative error 0\.5\)"):
         upfirdn2d(x, setup_filter([1, 2, 1]).double(), up=2, padding=1, impl="native")
+
+
+# ---- _build: folders and flags -------------------------------------------------------------------
+
+
+def test_cache_dir_expands_a_tilde_in_either_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", "~/gb-cache")
+    assert _build.cache_dir() == tmp_path / "gb-cache"
+    monkeypatch.delenv("GANBLOCKS_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "~/xdg")
+    assert _build.cache_dir() == tmp_path / "xdg" / "ganblocks"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert _build.cache_dir() == tmp_path / ".cache" / "ganblocks"
+
+
+def test_source_dir_of_a_checkout_reached_through_a_symlink(tmp_path):
+    # The package imported through a symlink (e.g. a linked checkout): the kernel sources are
+    # still the checkout's csrc/, found from the real location of the package.
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "ganblocks").symlink_to(root / "ganblocks", target_is_directory=True)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("GANBLOCKS_CSRC_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import ganblocks.ops._build as b; print(b.__file__); print(b.source_dir())"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    imported, found = out.stdout.split()
+    assert imported.startswith(str(tmp_path))  # really imported through the link
+    assert Path(found) == root / "csrc"
+
+
+def test_build_flags_of_each_flavour():
+    cpu, cuda = _build.build_spec("cpu"), _build.build_spec("cuda")
+    assert cpu["cuda_cflags"] == [] and cpu["arch_list"] is None
+    assert {"-O3", "--use_fast_math", "-DNDEBUG"} <= set(cuda["cuda_cflags"])
+    assert "-DGANBLOCKS_WITH_CUDA" in cuda["cflags"]
+    assert "-DGANBLOCKS_WITH_CUDA" not in cpu["cflags"]
+    assert [Path(s).name for s in cpu["sources"]] == list(_build.CPU_SOURCES)
+    assert [Path(s).name for s in cuda["sources"]] == [*_build.CPU_SOURCES, *_build.CUDA_SOURCES]
