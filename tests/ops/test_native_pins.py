@@ -338,7 +338,7 @@ def test_disagreeing_upfirdn2d_check_reports_the_error_relative_to_the_reference
 # ---- _build: folders and flags -------------------------------------------------------------------
 
 
-def test_cache_dir_expands_a_tilde_in_either_variable(tmp_path, monkeypatch):
+def test_cache_and_source_dirs_expand_a_tilde(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("GANBLOCKS_CACHE_DIR", "~/gb-cache")
     assert _build.cache_dir() == tmp_path / "gb-cache"
@@ -347,6 +347,8 @@ def test_cache_dir_expands_a_tilde_in_either_variable(tmp_path, monkeypatch):
     assert _build.cache_dir() == tmp_path / "xdg" / "ganblocks"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert _build.cache_dir() == tmp_path / ".cache" / "ganblocks"
+    monkeypatch.setenv("GANBLOCKS_CSRC_DIR", "~/kernels")
+    assert _build.source_dir() == tmp_path / "kernels"
 
 
 def test_source_dir_of_a_checkout_reached_through_a_symlink(tmp_path):
@@ -378,3 +380,24 @@ def test_build_flags_of_each_flavour():
     assert "-DGANBLOCKS_WITH_CUDA" not in cpu["cflags"]
     assert [Path(s).name for s in cpu["sources"]] == list(_build.CPU_SOURCES)
     assert [Path(s).name for s in cuda["sources"]] == [*_build.CPU_SOURCES, *_build.CUDA_SOURCES]
+
+
+def test_build_lock_rewrites_a_longer_stale_record_whole(tmp_path):
+    import json
+
+    lock_file = tmp_path / "build.lock"
+    stale = {"pid": 12345, "host": "h" * 300, "started": 1.0}
+    lock_file.write_text(json.dumps(stale))
+    with _build.BuildLock(lock_file, timeout=5) as lock:
+        assert lock.stale == stale
+        # Our own, shorter record replaces the old one entirely: valid JSON, nothing left over.
+        mine = json.loads(lock_file.read_text())
+        assert mine["pid"] == os.getpid() and set(mine) == {"pid", "host", "started"}
+    assert lock_file.read_text().strip() == ""  # erased on release
+
+
+def test_failure_message_caps_the_detail_at_3000_characters():
+    exact = _build.failure_message(RuntimeError("e" * 3000))
+    assert exact == "RuntimeError: " + "e" * 3000
+    over = _build.failure_message(RuntimeError("e" * 3001))
+    assert over == "RuntimeError: " + "e" * 3000 + " ..."
