@@ -84,3 +84,29 @@ def test_bias_act_checks_x_by_name_and_accepts_clamp_zero():
     assert torch.equal(bias_act(x, act="lrelu", clamp=0.0, impl="ref"), torch.zeros_like(x))
     with pytest.raises(ValueError, match="clamp: expected None or a value >= 0"):
         bias_act(x, clamp=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("numel", "grad", "native"),
+    [
+        # The measured thresholds (benchmarks/ops.py, docs/performance.rst): the native forward
+        # from 2**16 elements, forward + backward from 2**17.
+        (1 << 16, False, True),
+        ((1 << 16) - 1, False, False),
+        (1 << 17, True, True),
+        ((1 << 17) - 1, True, False),
+        ((3 << 16), True, True),
+    ],
+)
+def test_bias_act_default_path_thresholds_on_cpu(numel, grad, native, monkeypatch):
+    from ganblocks.ops import _bias_act_native, _dispatch
+    from ganblocks.ops import bias_act as bias_act_fn
+
+    if not _dispatch.is_available(torch.device("cpu")):
+        pytest.skip("native kernels unavailable")
+    calls = []
+    real = _bias_act_native.bias_act
+    monkeypatch.setattr(_bias_act_native, "bias_act", lambda *a: calls.append(1) or real(*a))
+    x = torch.randn(numel, 1, requires_grad=grad)
+    bias_act_fn(x, torch.zeros(1), act="lrelu")
+    assert bool(calls) == native
