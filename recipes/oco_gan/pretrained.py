@@ -7,9 +7,9 @@ of a longer ``demo`` run (float16, ~2.5 MB), and ``oco-gan demo`` writes a sampl
 before it starts training (``samples/pretrained.png``).
 
 The file is made by a documented command, which anyone can rerun to check or replace it
-(about an hour on 2 CPU cores)::
+(3 000 iterations: about 20 minutes on 2 quiet CPU cores, longer on a shared machine)::
 
-    oco-gan train --preset demo --steps 6000 --out runs/demo-pretrained
+    oco-gan train --preset demo --steps 3000 --out runs/demo-pretrained loss.r1_gamma=0.0128
     python -m recipes.oco_gan.pretrained runs/demo-pretrained/checkpoint.pt
 
 The second command writes :data:`DEMO_GENERATOR` (``--out FILE`` writes elsewhere).
