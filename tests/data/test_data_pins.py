@@ -212,3 +212,21 @@ def test_label_maps_of_another_aspect_ratio_are_refused_beyond_2_percent(tmp_pat
     assert ds.get_item(0)["label"].shape == (100, 100)  # 1 % off: resized
     with pytest.raises(ValueError, match="different aspect ratios, wrong pairing"):
         ds.get_item(1)  # 3 % off
+
+
+def test_label_map_with_green_unlike_red_and_blue_is_refused(tmp_path):
+    from PIL import Image
+
+    from ganblocks.data.transforms import load_label_map
+
+    arr = np.zeros((4, 5, 3), dtype=np.uint8)
+    arr[..., 0] = arr[..., 2] = 3  # red equals blue ...
+    arr[..., 1] = 7  # ... green does not: a colour image, not class ids
+    path = tmp_path / "label.png"
+    Image.fromarray(arr, mode="RGB").save(path)
+    with pytest.raises(ValueError, match="colour channels"):
+        load_label_map(path)
+    # Three equal channels are grey: read as ids.
+    arr[..., 1] = 3
+    Image.fromarray(arr, mode="RGB").save(path)
+    assert load_label_map(path).tolist() == [[3] * 5] * 4

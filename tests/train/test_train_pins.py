@@ -506,3 +506,41 @@ if __name__ == "__main__":  # pragma: no cover - writes the golden checkpoint on
     atomic_save(
         _checkpoint_payload(), Path(__file__).parent.parent / "golden" / "pins_checkpoint.pt"
     )
+
+
+def test_payload_digest_reads_array_content_not_layout():
+    import numpy as np
+
+    from ganblocks.train.checkpoint import payload_digest
+
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    f = np.asfortranarray(a)  # same values, column-major memory
+    assert payload_digest({"a": a}) == payload_digest({"a": f})
+    b = a.copy()
+    b[1, 2] += 1
+    assert payload_digest({"a": a}) != payload_digest({"a": b})
+    assert payload_digest({"a": a}) != payload_digest({"a": a.astype(np.float64)})
+
+
+def test_restore_rng_state_restores_numpys_global_stream():
+    import random
+
+    import numpy as np
+
+    from ganblocks.train.checkpoint import capture_rng_state, restore_rng_state
+
+    state = capture_rng_state()
+    first = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
+    restore_rng_state(state)
+    again = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
+    assert again == first
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_restore_rng_state_restores_the_cuda_streams():
+    from ganblocks.train.checkpoint import capture_rng_state, restore_rng_state
+
+    state = capture_rng_state()
+    first = torch.rand(3, device="cuda").tolist()
+    restore_rng_state(state)
+    assert torch.rand(3, device="cuda").tolist() == first
