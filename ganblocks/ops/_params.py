@@ -51,7 +51,8 @@ def parse_scaling(value: IntPair, name: str) -> Tuple[int, int]:
             raise ValueError(f"{name}: expected an int or a pair [x, y], got {list(value)!r}")
         sx, sy = (_as_int(v, name) for v in value)
     elif isinstance(value, torch.Tensor) and value.numel() in (1, 2):
-        return parse_scaling(value.flatten().tolist(), name)
+        vals = value.flatten().tolist()  # a one-element tensor stands for an int
+        return parse_scaling(vals if len(vals) == 2 else vals[0], name)
     else:
         sx = sy = _as_int(value, name)
     if sx < 1 or sy < 1:

@@ -230,3 +230,42 @@ def test_label_map_with_green_unlike_red_and_blue_is_refused(tmp_path):
     arr[..., 1] = 3
     Image.fromarray(arr, mode="RGB").save(path)
     assert load_label_map(path).tolist() == [[3] * 5] * 4
+
+
+def test_flip_coins_survive_pickling_with_their_seed():
+    import pickle
+
+    from ganblocks.data import FlipRNG
+
+    coin = FlipRNG(7)
+    coin.coin()
+    copy = pickle.loads(pickle.dumps(coin))  # e.g. into a DataLoader worker
+    fresh = FlipRNG(7)
+    # The copy starts its own generator from the seed (the state is not carried over).
+    assert copy.seed == 7
+    assert [copy.coin() for _ in range(20)] == [fresh.coin() for _ in range(20)]
+
+
+def test_label_lut_may_be_a_list(tmp_path):
+    from ganblocks.data import PairedImageLabelDataset
+
+    raw = {"a": np.array([[0, 1], [2, 0]])}
+    ds = PairedImageLabelDataset(
+        [_png(tmp_path / "a.png", 2, 2)], ["a"], num_classes=3,
+        label_lut=[2, 0, 1], label_loader=raw.__getitem__,
+    )
+    assert ds.load_label(0).tolist() == [[2, 0], [1, 2]]
+
+
+def test_aspect_check_treats_a_wider_and_a_taller_label_alike(tmp_path):
+    from ganblocks.data import PairedImageLabelDataset
+
+    # A 50 x 50 image; labels one pixel short on either axis: 2 % off, within the tolerance,
+    # whichever axis it is.
+    labels = {"short": np.zeros((49, 50), np.int64), "narrow": np.zeros((50, 49), np.int64)}
+    image = _png(tmp_path / "a.png", 50, 50)
+    ds = PairedImageLabelDataset(
+        [image, image], ["short", "narrow"], num_classes=2, label_loader=labels.__getitem__
+    )
+    assert ds.get_item(0)["label"].shape == (50, 50)
+    assert ds.get_item(1)["label"].shape == (50, 50)

@@ -110,3 +110,37 @@ def test_bias_act_default_path_thresholds_on_cpu(numel, grad, native, monkeypatc
     x = torch.randn(numel, 1, requires_grad=grad)
     bias_act_fn(x, torch.zeros(1), act="lrelu")
     assert bool(calls) == native
+
+
+def test_upfirdn2d_params_defaults_are_the_identity():
+    from ganblocks.ops._params import UpFirDn2dParams
+
+    p = UpFirDn2dParams.parse()
+    assert (p.upx, p.upy, p.downx, p.downy) == (1, 1, 1, 1)
+    assert (p.padx0, p.padx1, p.pady0, p.pady1) == (0, 0, 0, 0)
+    assert p.flip_filter is False and p.gain == 1.0
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64)
+    torch.testing.assert_close(upfirdn2d(x, None, impl="ref"), x)
+
+
+def test_factors_and_padding_given_as_tensors():
+    from ganblocks.ops._params import parse_padding, parse_scaling
+
+    assert parse_scaling(torch.tensor([2, 3]), "up") == (2, 3)
+    assert parse_scaling(torch.tensor(2), "up") == (2, 2)  # one element: like an int
+    assert parse_scaling(torch.tensor([4]), "down") == (4, 4)
+    assert parse_padding(torch.tensor([1, 2])) == (1, 1, 2, 2)
+    assert parse_padding(torch.tensor([[1, 2], [3, -4]])) == (1, 2, 3, -4)  # read flat
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "match"),
+    [
+        (torch.randn(2, 3, 5), ValueError, r"^x: expected a tensor of rank 4, got shape \(2, 3"),
+        ([[1.0]], TypeError, r"^x: expected a torch.Tensor, got list"),
+        (torch.randn(1, 3, 5, 5, 1), ValueError, r"^x: expected a tensor of rank 4"),
+    ],
+)
+def test_conv2d_resample_checks_x_by_name(x, error, match):
+    with pytest.raises(error, match=match):
+        conv2d_resample(x, torch.randn(4, 3, 3, 3))
