@@ -361,3 +361,14 @@ def test_diff_augment_translation_range_is_per_axis():
     v = y[:, 0, 8, 2] - 1000.0  # what the centre pixel reads
     dy, dx = (v // 10 - 8).abs(), (v % 10 - 2).abs()
     assert int(dy.max()) == 4 and int(dx.max()) == 1
+
+
+def test_rotate90_rounds_near_integer_turns():
+    from ganblocks.augment.geometric import rotate90
+
+    # Quarter-turn counts from float arithmetic land a hair off the integer, either side.
+    near = torch.tensor([1 - 1e-9, 2 + 1e-9, 3 - 1e-9, -1 - 1e-9, 4 - 1e-9], dtype=torch.float64)
+    exact = torch.tensor([1.0, 2.0, 3.0, -1.0, 4.0], dtype=torch.float64)
+    assert torch.equal(rotate90(near), rotate90(exact))
+    # A quarter turn maps the x axis onto the y axis.
+    assert rotate90(near)[0, :2, 0].tolist() == [0.0, 1.0]

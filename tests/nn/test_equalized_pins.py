@@ -68,3 +68,31 @@ def test_equal_conv_constructor_defaults():
     torch.testing.assert_close(conv.bias, torch.zeros(6))
     big = EqualConv2d(64, 64, 3)
     assert float(big.weight.detach().std()) == pytest.approx(1.0, rel=0.05)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), "4"])
+def test_equal_conv_checks_conv_clamp_by_name(bad):
+    import ganblocks.nn as gn
+
+    with pytest.raises((TypeError, ValueError), match="conv_clamp"):
+        gn.EqualConv2d(3, 4, 3, conv_clamp=bad)
+    assert gn.EqualConv2d(3, 4, 3, conv_clamp=2).conv_clamp == 2.0
+    assert gn.EqualConv2d(3, 4, 3).conv_clamp is None
+
+
+def test_dilated_conv_without_weight_flip_is_a_true_convolution():
+    # flip_weight=False: a convolution, i.e. a correlation with the kernel flipped in both
+    # spatial axes; so it must equal the flip_weight=True layer holding the flipped kernel.
+    import ganblocks.nn as gn
+
+    torch.manual_seed(0)
+    conv = gn.EqualConv2d(2, 3, 3, dilation=2, flip_weight=False).double()
+    corr = gn.EqualConv2d(2, 3, 3, dilation=2, flip_weight=True).double()
+    with torch.no_grad():
+        corr.weight.copy_(conv.weight.flip([2, 3]))
+        corr.bias.copy_(conv.bias)
+    x = torch.randn(2, 2, 9, 11, dtype=torch.float64)
+    torch.testing.assert_close(conv(x), corr(x))
+    with torch.no_grad():  # the unflipped kernel gives another result: the test has teeth
+        corr.weight.copy_(conv.weight)
+    assert not torch.allclose(conv(x), corr(x))

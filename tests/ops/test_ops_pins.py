@@ -144,3 +144,13 @@ def test_factors_and_padding_given_as_tensors():
 def test_conv2d_resample_checks_x_by_name(x, error, match):
     with pytest.raises(error, match=match):
         conv2d_resample(x, torch.randn(4, 3, 3, 3))
+
+
+@pytest.mark.parametrize("taps", [torch.ones(3, 5), torch.ones(5, 2), torch.ones(4)])
+def test_reference_output_size_does_not_depend_on_the_channel_count(taps):
+    from ganblocks.ops._reference import upfirdn2d_correlate
+
+    args = (2, 1, 1, 2, 1, 0, 2, 1)  # upx, upy, downx, downy, padx0, padx1, pady0, pady1
+    one = upfirdn2d_correlate(torch.randn(1, 1, 7, 6), taps, *args)
+    none = upfirdn2d_correlate(torch.randn(1, 0, 7, 6), taps, *args)
+    assert none.shape == (1, 0, *one.shape[2:])
