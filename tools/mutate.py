@@ -317,6 +317,7 @@ TESTS: dict[str, list[str]] = {
     "ganblocks/ops/_reference.py": [
         "tests/ops/test_golden_ref.py",
         "tests/ops/test_edge_cases.py",
+        "tests/ops/test_ops_pins.py",
     ],
     "ganblocks/ops/bias_act.py": [
         "tests/ops/test_ops_pins.py",
