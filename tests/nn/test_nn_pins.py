@@ -166,3 +166,11 @@ def test_renamed_keyword_is_typed_as_keeping_the_decorated_type():
     tv = args[-1]
     assert isinstance(tv, typing.TypeVar) and args[0] == [tv]
     assert tv.__bound__ is not None
+
+
+@pytest.mark.parametrize("norm", ["group", "Instance", ""])
+def test_spatial_modulation_refuses_an_unknown_norm_by_name(norm):
+    with pytest.raises(ValueError, match="norm"):
+        gn.SpatialModulation(3, 2, norm=norm)
+    for ok in ("instance", "layer", "batch"):
+        assert gn.SpatialModulation(3, 2, norm=ok).norm == ok
