@@ -372,3 +372,17 @@ def test_rotate90_rounds_near_integer_turns():
     assert torch.equal(rotate90(near), rotate90(exact))
     # A quarter turn maps the x axis onto the y axis.
     assert rotate90(near)[0, :2, 0].tolist() == [0.0, 1.0]
+
+
+def test_ada_ranges_default_to_the_papers_values():
+    # Karras et al. 2020 (StyleGAN2-ADA), appendix: the ranges of the "bgc" pipeline's
+    # parameters (translation 0.125 of the image, log2 scale sd 0.2, any rotation, log2
+    # anisotropy sd 0.2, fractional translation sd 0.125, brightness sd 0.2, log2 contrast sd 0.5,
+    # any hue rotation, log2 saturation sd 1).
+    from ganblocks.augment import AdaptiveAugment
+
+    assert AdaptiveAugment().ranges == {
+        "xint_max": 0.125, "scale_std": 0.2, "rotate_max": 1.0, "aniso_std": 0.2,
+        "xfrac_std": 0.125, "brightness_std": 0.2, "contrast_std": 0.5, "hue_max": 1.0,
+        "saturation_std": 1.0, "cutout_size": 0.5,
+    }
