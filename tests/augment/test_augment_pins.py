@@ -386,3 +386,34 @@ def test_ada_ranges_default_to_the_papers_values():
         "xfrac_std": 0.125, "brightness_std": 0.2, "contrast_std": 0.5, "hue_max": 1.0,
         "saturation_std": 1.0, "cutout_size": 0.5,
     }
+
+
+def test_diff_augment_translation_covers_the_rounded_shift_range(monkeypatch):
+    # DiffAugment (Zhao et al. 2020): integer shifts uniform in [-s, s] with s = the ratio of the
+    # side rounded half up: 12 x 0.125 = 1.5 -> 2 pixels across, 20 x 0.125 = 2.5 -> 3 down.
+    from ganblocks.augment import diffaugment as da
+
+    seen = []
+    real = da.translate2d
+
+    def record(tx, ty):
+        seen.append((tx.clone(), ty.clone()))
+        return real(tx, ty)
+
+    monkeypatch.setattr(da, "translate2d", record)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 1, 20, 12)
+    da.diff_augment(x, "translation", translation_ratio=0.125, generator=gen)
+    (tx, ty), = seen
+    assert set(tx.tolist()) == {-2.0, -1.0, 0.0, 1.0, 2.0}
+    assert set(ty.tolist()) == {-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0}
+
+
+def test_diff_augment_takes_any_cutout_ratio_up_to_one():
+    from ganblocks.augment import diff_augment
+
+    x = torch.randn(2, 3, 8, 8)
+    assert diff_augment(x, "cutout", cutout_ratio=0.75).shape == x.shape
+    assert diff_augment(x, "cutout", cutout_ratio=1.0).shape == x.shape
+    with pytest.raises(ValueError, match="cutout_ratio"):
+        diff_augment(x, "cutout", cutout_ratio=1.5)
