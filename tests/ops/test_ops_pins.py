@@ -154,3 +154,44 @@ def test_reference_output_size_does_not_depend_on_the_channel_count(taps):
     one = upfirdn2d_correlate(torch.randn(1, 1, 7, 6), taps, *args)
     none = upfirdn2d_correlate(torch.randn(1, 0, 7, 6), taps, *args)
     assert none.shape == (1, 0, *one.shape[2:])
+
+
+def test_parse_padding_of_a_scalar_checks_and_converts_it():
+    import numpy as np
+
+    from ganblocks.ops._params import parse_padding
+
+    p = parse_padding(np.int64(-2))
+    assert p == (-2, -2, -2, -2) and all(type(v) is int for v in p)
+    for bad in (1.0, 1.5, True, np.bool_(True), "1", None):
+        with pytest.raises(TypeError, match=r"^pad: expected an integer"):
+            parse_padding(bad, "pad")
+
+
+def test_activation_codes_match_the_kernels_enum():
+    """``ActivationSpec.code`` is the id the native kernels switch on: compare the table with
+    the ``ActCode`` enum of ``csrc/activations.h`` (kLinear = 1 ... kSwish = 9)."""
+    import re
+    from pathlib import Path
+
+    from ganblocks.ops._params import ACTIVATIONS
+
+    header = Path(__file__).resolve().parents[2] / "csrc" / "activations.h"
+    enum = re.search(r"enum ActCode : int \{(.*?)\};", header.read_text(), re.S).group(1)
+    ids = {name.lower(): int(v) for name, v in re.findall(r"k(\w+) = (\d+)", enum)}
+    assert ids == {name: spec.code for name, spec in ACTIVATIONS.items()}
+
+
+def test_parsed_parameters_are_frozen_and_hashable():
+    import dataclasses
+
+    from ganblocks.ops._params import ACTIVATIONS, BiasActParams, UpFirDn2dParams
+
+    a = BiasActParams(ACTIVATIONS["lrelu"], dim=1, alpha=0.2, gain=1.0, clamp=None)
+    b = BiasActParams(ACTIVATIONS["lrelu"], dim=1, alpha=0.2, gain=1.0, clamp=None)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    u = UpFirDn2dParams.parse(up=2, padding=1)
+    assert hash(u) == hash(UpFirDn2dParams.parse(up=2, padding=1))
+    for obj, field in ((a, "clamp"), (u, "upx"), (ACTIVATIONS["relu"], "code")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, 0)
