@@ -417,3 +417,60 @@ def test_diff_augment_takes_any_cutout_ratio_up_to_one():
     assert diff_augment(x, "cutout", cutout_ratio=1.0).shape == x.shape
     with pytest.raises(ValueError, match="cutout_ratio"):
         diff_augment(x, "cutout", cutout_ratio=1.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_diff_augment_draws_do_not_depend_on_the_image_precision(dtype):
+    """The draws are made and used in at least float32: a half-precision batch is shifted and cut
+    exactly like its float32 copy with the same generator (draws rounded to 8 or 11 bits would
+    move many shifts by a pixel and could reach s + 1)."""
+    from ganblocks.augment import diff_augment
+
+    b, h, w = 256, 8, 32
+    pos = torch.arange(h * w).view(1, h, w)
+    x = (pos % 97 + 1).to(torch.float32).expand(b, 1, h, w).contiguous()  # exact in both dtypes
+    label = pos.expand(b, h, w).contiguous() + 1  # + 1: the fill 0 marks shifted-in pixels
+    kw = dict(translation_ratio=0.5, cutout_ratio=0.25)
+    y32, l32 = diff_augment(x, "translation,cutout", label=label,
+                            generator=torch.Generator().manual_seed(5), **kw)  # fmt: skip
+    y16, l16 = diff_augment(x.to(dtype), "translation,cutout", label=label,
+                            generator=torch.Generator().manual_seed(5), **kw)  # fmt: skip
+    assert y16.dtype == dtype
+    assert torch.equal(l16, l32)
+    assert torch.equal(y16.float(), y32)
+    # Every pixel kept reads from its own image at a shift within [-16, 16] x [-4, 4].
+    kept = l32 > 0
+    src = l32[kept] - 1
+    dst = pos.expand(b, h, w)[kept]
+    dy, dx = dst // w - src // w, dst % w - src % w
+    assert int(dx.abs().max()) <= 16 and int(dy.abs().max()) <= 4
+
+
+def test_diff_augment_skips_blank_policy_entries():
+    """Entries are stripped before the blank ones are dropped: a trailing ", " or a list with
+    padded names means the same policy as the clean spelling."""
+    from ganblocks.augment import diff_augment
+
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def run(policy):
+        return diff_augment(x, policy, generator=torch.Generator().manual_seed(1))
+
+    clean = run("color,translation")
+    for spelling in ("color, ,translation", "color,translation, ", [" color", "translation "]):
+        torch.testing.assert_close(run(spelling), clean, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="policy"):
+        run(["color", " zoom "])
+
+
+def test_diff_augment_checks_the_images():
+    from ganblocks.augment import diff_augment
+
+    with pytest.raises(TypeError, match=r"x: expected a torch\.Tensor"):
+        diff_augment([[0.0]], "")
+    with pytest.raises(TypeError, match="x: expected a floating-point tensor"):
+        diff_augment(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), "")
+    with pytest.raises(ValueError, match=r"x: expected shape \[B, C, H, W\]"):
+        diff_augment(torch.zeros(3, 4, 4), "")
+    with pytest.raises(ValueError, match="x: expected a non-empty image"):
+        diff_augment(torch.zeros(1, 3, 0, 4), "")
