@@ -142,6 +142,24 @@ def test_resize_label_refuses_ids_beyond_int32():
     assert big.tolist() == [[0, 0, 2**31 - 1, 2**31 - 1]]
 
 
+def test_resize_label_keeps_negative_ids_down_to_int32_min():
+    from ganblocks.data.transforms import resize_label
+
+    lab = np.array([[-(2**31), -3], [-1, 2**31 - 1]])
+    up = resize_label(lab, (4, 4))
+    np.testing.assert_array_equal(up, np.repeat(np.repeat(lab, 2, axis=0), 2, axis=1))
+    with pytest.raises(ValueError, match=r"out of int32 range: \[-2147483649, 0\]"):
+        resize_label(np.array([[-(2**31) - 1, 0]]), (2, 4))
+
+
+def test_load_rgb_of_a_missing_file_or_a_folder_is_not_found(tmp_path):
+    from ganblocks.data.transforms import load_rgb
+
+    for path in (tmp_path / "nope.png", tmp_path):
+        with pytest.raises(FileNotFoundError, match=r"^image file not found: "):
+            load_rgb(path)
+
+
 # -- the paired data set ------------------------------------------------------------------------
 
 
@@ -269,3 +287,55 @@ def test_aspect_check_treats_a_wider_and_a_taller_label_alike(tmp_path):
     )
     assert ds.get_item(0)["label"].shape == (50, 50)
     assert ds.get_item(1)["label"].shape == (50, 50)
+
+
+def test_paired_data_set_num_classes_must_be_an_int():
+    from ganblocks.data import PairedImageLabelDataset
+
+    for bad, kind in ((3.0, "float"), (True, "bool"), ("3", "str")):
+        with pytest.raises(TypeError, match=f"^num_classes must be an int, got {kind}$"):
+            PairedImageLabelDataset(["a.png"], ["a"], num_classes=bad)
+    assert PairedImageLabelDataset(["a.png"], ["a"], num_classes=np.int16(3)).num_classes == 3
+
+
+def test_paired_data_set_names_the_raw_value_without_a_class():
+    from ganblocks.data import PairedImageLabelDataset
+
+    raw = {"neg": np.array([[-1, 0], [2, 7]]), "big": np.array([[0, 1], [3, 1]])}
+    ds = PairedImageLabelDataset(
+        ["a.png", "b.png"], ["neg", "big"], num_classes=3,
+        label_lut=[2, 0, 1], label_loader=raw.__getitem__,
+    )
+    with pytest.raises(ValueError, match=r"^label map neg: raw value -1 has no class"):
+        ds.load_label(0)
+    with pytest.raises(ValueError, match=r"^label map big: raw value 3 has no class"):
+        ds.load_label(1)
+    plain = PairedImageLabelDataset(
+        ["a.png", "b.png"], ["neg", "big"], num_classes=3, label_loader=raw.__getitem__
+    )
+    with pytest.raises(ValueError, match=r"^label map neg: value -1 is outside"):
+        plain.load_label(0)
+    with pytest.raises(ValueError, match=r"^label map big: value 3 is outside"):
+        plain.load_label(1)
+
+
+def test_validate_reads_every_labelled_map_and_names_the_first_bad_one():
+    from ganblocks.data import PairedImageLabelDataset
+
+    raw = {"ok": np.array([[0, 1]]), "bad": np.array([[0, 5]]), "worse": np.array([[9, 0]])}
+    read = []
+
+    def loader(key):
+        read.append(key)
+        return raw[key]
+
+    good = PairedImageLabelDataset(
+        ["a.png", "b.png", "c.png"], ["ok", None, "ok"], num_classes=2, label_loader=loader
+    )
+    assert good.validate() is None and read == ["ok", "ok"]  # the unlabelled item is skipped
+    bad = PairedImageLabelDataset(
+        ["a.png", "b.png", "c.png", "d.png"], ["ok", None, "bad", "worse"], num_classes=2,
+        label_loader=loader,
+    )
+    with pytest.raises(ValueError, match=r"^label map bad: value 5 is outside the class range"):
+        bad.validate()
