@@ -96,3 +96,16 @@ def test_dilated_conv_without_weight_flip_is_a_true_convolution():
     with torch.no_grad():  # the unflipped kernel gives another result: the test has teeth
         corr.weight.copy_(conv.weight)
     assert not torch.allclose(conv(x), corr(x))
+
+
+def test_equal_conv_repr_lists_every_non_default_option():
+    conv = EqualConv2d(2, 3, 3, bias=False, lr_mul=0.5, activation="lrelu", up=2,
+                       conv_clamp=256, flip_weight=False)  # fmt: skip
+    assert conv.extra_repr() == (
+        "2, 3, kernel_size=3, bias=False, lr_mul=0.5, activation='lrelu', up=2, "
+        "conv_clamp=256, flip_weight=False"
+    )
+    assert "flip_weight=False" in repr(EqualConv2d(2, 3, 3, flip_weight=False))
+    assert EqualConv2d(2, 3, 3).extra_repr() == (
+        "2, 3, kernel_size=3, bias=True, lr_mul=1, activation='linear'"
+    )
