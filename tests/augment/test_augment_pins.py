@@ -474,3 +474,21 @@ def test_diff_augment_checks_the_images():
         diff_augment(torch.zeros(3, 4, 4), "")
     with pytest.raises(ValueError, match="x: expected a non-empty image"):
         diff_augment(torch.zeros(1, 3, 0, 4), "")
+
+
+@pytest.mark.parametrize("std", [1.0, 0.5])
+def test_ada_saturation_factors_are_log_normal(std):
+    """ADA scales the chroma by 2 ** N(0, std): the factor, read off the colour matrix as the gain
+    of a vector orthogonal to the grey axis, is positive with log2 mean 0 and sd ``std``."""
+    from ganblocks.augment import AdaptiveAugment
+
+    aug = AdaptiveAugment(p=1.0, saturation_std=std, **_only(saturation=1.0))
+    c = aug.sample(4000, 8, 8, generator=torch.Generator().manual_seed(6)).color
+    chroma = torch.tensor([1.0, -1.0, 0.0, 0.0])
+    out = c @ chroma
+    factor = out[:, 0]
+    torch.testing.assert_close(out, factor[:, None] * chroma)  # an eigenvector of every matrix
+    assert float(factor.min()) > 0
+    log2 = torch.log2(factor)
+    assert abs(float(log2.mean())) < 0.06 * std
+    assert float(log2.std()) == pytest.approx(std, rel=0.05)

@@ -63,3 +63,36 @@ def test_convert_key_keeps_unclaimed_keys_only_under_passthrough():
 def test_check_state_dict_refuses_what_is_not_a_mapping(state_dict, expected, name):
     with pytest.raises(TypeError, match=f"^{name}: expected a mapping"):
         check_state_dict(state_dict, expected)
+
+
+def test_an_inverted_transform_runs_the_inner_one_both_ways():
+    from ganblocks.convert import Concat, Scale
+
+    x = torch.arange(6.0).view(2, 3)
+    scale = Scale(4.0)
+    inv = scale.inverted()
+    torch.testing.assert_close(inv.forward([x], 1)[0], x / 4.0)
+    torch.testing.assert_close(inv.inverse([x], 1)[0], x * 4.0)
+    assert inv.inverted() is scale
+    # Concat merges many into one; its inverse splits one into many.
+    a, b = torch.ones(1, 2), torch.zeros(2, 2)
+    split = Concat(dim=0, sizes=[1, 2]).inverted()
+    parts = split.forward([torch.cat([a, b])], 2)
+    assert len(parts) == 2 and torch.equal(parts[0], a) and torch.equal(parts[1], b)
+    merged = split.inverse([a, b], 1)
+    assert len(merged) == 1 and torch.equal(merged[0], torch.cat([a, b]))
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "match"),
+    [
+        ("a.{i", "b.{i}", r"^source: unclosed '\{'"),
+        ("a.{i}", "b.{i", r"^target: unclosed '\{'"),
+        ("a.}", "b", r"^source: unbalanced '\}'"),
+        ("a", "b}", r"^target: unbalanced '\}'"),
+        ("a.{1x}", "b.{1x}", r"^source: placeholder \{1x\}"),
+    ],
+)
+def test_a_malformed_template_is_reported_as_source_or_target(source, target, match):
+    with pytest.raises(ValueError, match=match):
+        Rule(source, target)
