@@ -54,6 +54,7 @@ SAFE_ON_RESUME = (
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
     "train.num_samples", "data.root", "data.num_workers",
     "train.eval_every", "train.keep_every", "train.eval_batch", "train.eval_fid_weights",
+    "train.eval_segmenter",
 )
 
 LOCK_NAME = ".lock"

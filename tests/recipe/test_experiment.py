@@ -195,6 +195,70 @@ def test_resume_of_a_half_finished_experiment_matches_an_uninterrupted_one(
     assert all(len(a["curve"]) == ex.SCALES["smoke"].curve_points for a in resumed["arms"])
 
 
+def test_compacted_experiment_keeps_its_results_and_resumes_without_checkpoints(
+        finished: Path, tmp_path, monkeypatch):
+    """``--compact``: every finished arm loses its checkpoints, yet the table, the curves and
+    the samples grid are those of the uncompacted run, and a rerun (also one killed half-way,
+    then resumed in a copy that has no checkpoint of the finished arms) trains nothing again."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    out = tmp_path / "compact"
+    real = ex.runner.in_process
+    trained = []
+
+    def stops_in_the_third_arm(argv, log):
+        if argv[0] == "train":
+            trained.append(argv)
+            if len(trained) == 3:
+                i = argv.index("--steps")
+                argv = [*argv[:i + 1], str(int(argv[i + 1]) // 2), *argv[i + 2:]]
+        return real(argv, log)
+
+    monkeypatch.setattr(ex.runner, "in_process", stops_in_the_third_arm)
+    args = ["experiment", "ablation", "--scale", "smoke", "--out", str(out), "--no-progress",
+            "--compact"]
+    assert main(args) == 1
+    arms = ex.plan_arms(ex.SCALES["smoke"], seeds=1)
+    for arm in arms[:2]:  # finished: evaluated, drawn, compacted
+        run = out / "arms" / arm.name
+        assert sorted(p.name for p in run.glob("*.pt")) == []
+        marker = json.loads((run / ex.runner.COMPACTED_FILE).read_text())
+        assert marker["step"] == arm.steps and "checkpoint.pt" in marker["removed"]
+    assert (out / "arms" / arms[2].name / "checkpoint.pt").is_file()  # half-way: kept
+
+    # Carried elsewhere (as a commit would carry it) and resumed there.
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)
+    trained.clear()
+    monkeypatch.setattr(ex.runner, "in_process", lambda argv, log: (
+        trained.append(argv) if argv[0] in ("train", "evaluate") else None) or real(argv, log))
+    assert main([*args[:5], str(moved), *args[6:]]) == 0
+    names = [(a[0], Path(a[a.index("--out" if a[0] == "train" else "--run") + 1]).name)
+             for a in trained]
+    assert [n for n in names if n[1] in (arms[0].name, arms[1].name)] == []
+    assert names[0] == ("train", arms[2].name) and "--resume" in trained[0]
+    for arm in arms:
+        run = moved / "arms" / arm.name
+        assert not list(run.glob("*.pt")) and (run / ex.runner.COMPACTED_FILE).is_file()
+    got = json.loads((moved / "results.json").read_text())
+    want = json.loads((finished / "results.json").read_text())
+    assert got["summary"] == want["summary"]
+    assert [a["curve"] for a in got["arms"]] == [a["curve"] for a in want["arms"]]
+    # The grid drawn from the kept rows is the one drawn from the snapshots.
+    assert np.array_equal(np.asarray(Image.open(moved / "samples.png")),
+                          np.asarray(Image.open(finished / "samples.png")))
+    # Nothing left to do: a rerun neither trains nor evaluates.
+    trained.clear()
+    assert main([*args[:5], str(moved), *args[6:]]) == 0 and trained == []
+    # Only a finished arm can be compacted.
+    with pytest.raises(ValueError, match="not evaluated at its last step"):
+        ex.runner.compact_arm(tmp_path, arms[0])
+
+
 def test_settings_of_an_existing_experiment_cannot_change(finished: Path):
     with pytest.raises(ValueError, match="seeds"):
         ex.run_ablation(finished, scale=ex.SCALES["smoke"], seeds=2)

@@ -40,6 +40,10 @@ def register(sub: Any) -> None:
     a.add_argument("--jobs", type=int, default=1, metavar="N", help="arms trained side by side")
     a.add_argument("--launcher", default="", metavar="CMD",
                    help='run each arm under CMD, e.g. "torchrun --nproc_per_node=4"')
+    a.add_argument("--compact", action="store_true",
+                   help="remove each finished arm's checkpoints once it is evaluated and its "
+                        "samples are drawn (the folder stays a few MB, to keep or commit between "
+                        "sittings; a compacted arm counts as finished)")
     a.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.add_argument("overrides", nargs="*", metavar="key=value",
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         results = run_ablation(Path(args.out), scale=scale, seeds=seeds,
                                stagewise=args.arms == "stagewise", budget=args.budget,
                                extra=extra, jobs=args.jobs,
-                               launcher=shlex.split(args.launcher), device=args.device,
+                               launcher=shlex.split(args.launcher), compact=args.compact,
+                               device=args.device,
                                progress=not args.no_progress, command=command or
                                f"oco-gan experiment ablation --scale {scale.name} --out "
                                f"{args.out} --seeds {seeds}")

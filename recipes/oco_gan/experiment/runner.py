@@ -22,7 +22,17 @@ from .procs import (
 )
 from .report import ArmResult, arm_entry, results_chart, results_markdown, summarize
 
-__all__ = ["run_ablation"]
+__all__ = ["COMPACTED_FILE", "compact_arm", "run_ablation"]
+
+#: Written into an arm's run directory by :func:`compact_arm`: the arm is finished (trained to
+#: ``step`` and evaluated) and its checkpoints were removed.
+COMPACTED_FILE = "compacted.json"
+
+
+def _compacted_step(run_dir: Path) -> Optional[int]:
+    path = run_dir / COMPACTED_FILE
+    return int(json.loads(path.read_text())["step"]) if path.is_file() else None
+
 
 def _checkpoint_step(run_dir: Path) -> Optional[int]:
     """The step of ``run_dir/checkpoint.pt``: ``None`` when there is none, -1 when unreadable."""
@@ -41,6 +51,9 @@ def _checkpoint_step(run_dir: Path) -> Optional[int]:
 def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequence[str],
                segmenter: Path, device: str, progress: bool) -> None:
     run_dir = out / "arms" / arm.name
+    compacted = _compacted_step(run_dir)
+    if compacted is not None and compacted >= arm.steps:
+        return
     step = _checkpoint_step(run_dir)
     if step is not None and step >= arm.steps:
         return
@@ -57,7 +70,9 @@ def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequ
             argv += ["--init-from", str(out / "arms" / arm.init_from)]
         argv += train_overrides(scale, arm, extra, segmenter=str(segmenter.resolve()))
     else:
-        argv = ["train", "--resume", "--steps", str(arm.steps), *common]
+        # Where the segmenter is now (the experiment folder may have moved since).
+        argv = ["train", "--resume", "--steps", str(arm.steps), *common,
+                f"train.eval_segmenter={segmenter.resolve()}"]
     rc = runner(argv, run_dir.parent / f"{arm.name}.log")
     done = _checkpoint_step(run_dir)
     if rc != 0 or done is None or done < arm.steps:
@@ -151,6 +166,37 @@ def _evaluate_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, segmente
 
 
 
+def compact_arm(run_dir: Path, arm: Arm) -> List[str]:
+    """Remove a finished arm's checkpoints (``*.pt``), keeping what the summary needs.
+
+    What stays is small and text or PNG: the curve (``selection.json``), the evaluation
+    (``eval/results.json``), the samples row of the grid (``samples_row.png``), the config, the
+    metrics and the log. An experiment kept this way (``--compact``) fits in a few megabytes, so
+    it can be carried between machines or sittings (or committed) and resumed: a compacted arm
+    counts as finished and is neither retrained nor re-evaluated. ``COMPACTED_FILE`` records the
+    step and the removed files. Returns the removed names.
+
+    Raises:
+        ValueError: the arm has not finished (no evaluation at its last step, or no samples row).
+    """
+    from .grids import ROW_FILE
+
+    results = run_dir / "eval" / "results.json"
+    if not results.is_file() or json.loads(results.read_text()).get("step") != arm.steps:
+        raise ValueError(f"arm {arm.name}: not evaluated at its last step ({arm.steps}); "
+                         "only a finished arm can be compacted")
+    if not (run_dir / ROW_FILE).is_file():
+        raise ValueError(f"arm {arm.name}: {ROW_FILE} is missing; only a finished arm can be "
+                         "compacted")
+    removed = sorted(p.name for p in run_dir.glob("*.pt"))
+    # The marker first: an arm killed half-way through this is still finished, not retrained.
+    _write_text(run_dir / COMPACTED_FILE,
+                json.dumps({"step": arm.steps, "removed": removed}, indent=2) + "\n")
+    for name in removed:
+        (run_dir / name).unlink()
+    return removed
+
+
 def _write_text(path: Path, text: str) -> None:
     from ganblocks.train.checkpoint import atomic_write
 
@@ -180,7 +226,7 @@ def _what_counts(value: Any) -> Any:
 
 def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False,
                  budget: str = "iterations", extra: Sequence[str] = (), jobs: int = 1,
-                 launcher: Sequence[str] = (),
+                 launcher: Sequence[str] = (), compact: bool = False,
                  device: str = "auto", progress: bool = True,
                  command: str = "", log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Train (or resume) and evaluate every arm, then write the summary files into ``out``.
@@ -189,7 +235,10 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     :data:`~recipes.oco_gan.experiment.plan.BUDGETS`). Every arm keeps its model-selection curve
     (``arms/NAME/selection.json``); the summary reports the best and the last point of each.
 
-    ``samples.png`` shows every arm's samples at its best snapshots (:mod:`.grids`).
+    Each arm is evaluated as soon as it has trained, and its row of ``samples.png`` (its samples
+    at its best snapshots, :mod:`.grids`) is drawn then. With ``compact`` a finished arm's
+    checkpoints are removed (:func:`compact_arm`; a stage-1 arm's once the stage-2 arms that
+    start from it are finished too), so the folder stays small enough to keep between sittings.
 
     Every sitting's wall time (also an interrupted one's) is kept in ``out/sittings.jsonl``;
     ``results.json`` reports their sum as ``wall_seconds``.
@@ -216,7 +265,8 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     try:
         results = _run_ablation(out, scale=scale, seeds=seeds, stagewise=stagewise,
                                 budget=budget, extra=extra, jobs=jobs, launcher=launcher,
-                                device=device, progress=progress, command=command, log=log)
+                                compact=compact, device=device, progress=progress,
+                                command=command, log=log)
     except BaseException:
         _record_sitting(out, start, time.time())
         raise
@@ -232,7 +282,8 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
 
 
 def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budget: str,
-                  extra: Sequence[str], jobs: int, launcher: Sequence[str], device: str,
+                  extra: Sequence[str], jobs: int, launcher: Sequence[str], compact: bool,
+                  device: str,
                   progress: bool, command: str, log: Callable[[str], None]) -> Dict[str, Any]:
     arms = plan_arms(scale, seeds=seeds, stagewise=stagewise, budget=budget)
     parallel = jobs > 1 or bool(launcher)
@@ -247,31 +298,41 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budge
         segmenter = _segmenter(scale, out=out, runner=runner, extra=extra, device=device,
                                progress=show)
 
-        def train(arm: Arm) -> None:
+        from .grids import ROW_FILE, save_arm_row  # imports torch: not at import
+
+        starts = {a.init_from for a in arms if a.init_from is not None}
+
+        def finish(arm: Arm) -> Dict[str, Any]:
+            """Train, evaluate and draw one arm (each step skipped when already done)."""
+            run_dir = out / "arms" / arm.name
             log(f"oco-gan experiment: arm {arm.name} ({arm.steps} iterations)")
             _train_arm(arm, scale=scale, out=out, runner=runner, extra=extra,
                        segmenter=segmenter, device=device, progress=show)
+            log(f"oco-gan experiment: evaluating {arm.name}")
+            result = _evaluate_arm(arm, scale=scale, out=out, runner=runner,
+                                   segmenter=segmenter, device=device, progress=show)
+            if not (run_dir / ROW_FILE).is_file():
+                save_arm_row(run_dir, arm)
+            if compact and arm.name not in starts and _compacted_step(run_dir) is None:
+                compact_arm(run_dir, arm)
+            return result
 
+        evaluated: Dict[str, Dict[str, Any]] = {}
         for stage in ([a for a in arms if a.init_from is None],
                       [a for a in arms if a.init_from is not None]):
-            run_all(train, stage, jobs=jobs, halt=halt)
+            evaluated.update(zip([a.name for a in stage], run_all(finish, stage, jobs=jobs,
+                                                                  halt=halt)))
         if halt.is_set():
             raise Interrupted("stopped by a signal; rerun the same command to continue")
-
-        def evaluate(arm: Arm) -> Dict[str, Any]:
-            log(f"oco-gan experiment: evaluating {arm.name}")
-            return _evaluate_arm(arm, scale=scale, out=out, runner=runner, segmenter=segmenter,
-                                 device=device, progress=show)
-
-        # Evaluations are independent too: side by side like the training runs (same order).
-        evaluated = run_all(evaluate, arms, jobs=jobs, halt=halt)
-        if halt.is_set():
-            raise Interrupted("stopped by a signal; rerun the same command to continue")
+        if compact:  # the stage-1 arms that stage 2 started from
+            for arm in arms:
+                if arm.name in starts and _compacted_step(out / "arms" / arm.name) is None:
+                    compact_arm(out / "arms" / arm.name, arm)
     from ..train_select import read_curve  # imports torch: not at import (oco-gan --help)
 
     floor = real_floor(scale, out=out, extra=extra, device=device)
-    arm_results = [ArmResult(a, read_curve(out / "arms" / a.name), r)
-                   for a, r in zip(arms, evaluated)]
+    arm_results = [ArmResult(a, read_curve(out / "arms" / a.name), evaluated[a.name])
+                   for a in arms]
     return {
         "format": RESULTS_FORMAT, "version": 2, "scale": scale.name, "note": scale.note,
         "command": command, "seeds": seeds, "budget": budget,
@@ -281,8 +342,8 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budge
         "curve_points": scale.curve_points, "curve_num": scale.curve_num,
         "features": scale.features, "eval_repeats": scale.eval_repeats,
         "real_floor": floor,
-        "segmenter_miou_real": next((r["segmenter"]["miou_real"] for _, r in zip(arms, evaluated)
-                                     if r.get("segmenter")), None),
+        "segmenter_miou_real": next((evaluated[a.name]["segmenter"]["miou_real"] for a in arms
+                                     if evaluated[a.name].get("segmenter")), None),
         "arms": [arm_entry(r) for r in arm_results],
         **summarize(arm_results),
         "seconds_this_sitting": time.time() - start,
