@@ -259,6 +259,29 @@ def test_compacted_experiment_keeps_its_results_and_resumes_without_checkpoints(
         ex.runner.compact_arm(tmp_path, arms[0])
 
 
+def test_floor_and_segmenter_are_at_the_arms_resolution(tmp_path, monkeypatch):
+    """A resolution set by an override (the scale's or the command line's) reaches the
+    real-vs-real floor's images and the proxy segmenter's config, not only the arms."""
+    from ganblocks.metrics import FrechetInceptionDistance
+
+    extra = ["model.resolution=16x16", "model.style_size=4x4"]
+    scale = ex.SCALES["smoke"]
+    shapes = []
+    update = FrechetInceptionDistance.update
+    monkeypatch.setattr(FrechetInceptionDistance, "update", lambda self, images, *, real: (
+        shapes.append(tuple(images.shape[-2:])), update(self, images, real=real))[1])
+    floor = ex.runner.real_floor(scale, out=tmp_path, extra=extra, device="cpu")
+    assert floor["resolution"] == [16, 16] and shapes and set(shapes) == {(16, 16)}
+    calls = []
+    with pytest.raises(ex.Interrupted, match="segmenter"):  # the stand-in runner trains nothing
+        ex.runner._segmenter(scale, out=tmp_path, runner=lambda argv, log: calls.append(argv)
+                             or 0, extra=extra, device="cpu", progress=False)
+    assert calls and json.loads((tmp_path / "segmenter_config.json").read_text())[
+        "model"]["resolution"] == [16, 16]
+    arm = ex.plan_arms(scale, seeds=1)[0]
+    assert all(o in ex.plan.train_overrides(scale, arm, extra) for o in extra)
+
+
 def test_settings_of_an_existing_experiment_cannot_change(finished: Path):
     with pytest.raises(ValueError, match="seeds"):
         ex.run_ablation(finished, scale=ex.SCALES["smoke"], seeds=2)

@@ -80,16 +80,22 @@ def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequ
                           f"{rc}); rerun the same command to continue it")
 
 
+def _data_config(scale: Scale, extra: Sequence[str]):
+    """The config of the experiment's data and resolution, as every arm has them (the scale's
+    and the command line's overrides; the arm-specific ones change neither)."""
+    from ..config import apply_overrides, get_preset
+
+    return apply_overrides(get_preset(scale.preset), [*scale.overrides, *extra])
+
+
 def _segmenter(scale: Scale, *, out: Path, runner: Runner, extra: Sequence[str], device: str,
                progress: bool) -> Path:
     path = out / "segmenter.pt"
     if path.is_file():
         return path
-    from ..config import apply_overrides, get_preset
-
-    # Trained on every labelled training image of the data set (full regime), once per experiment.
-    cfg = apply_overrides(get_preset(scale.preset),
-                          [o for o in (*scale.overrides, *extra) if o.startswith("data.")])
+    # Trained on every labelled training image of the data set (full regime), once per
+    # experiment, at the arms' resolution (the model overrides count too).
+    cfg = _data_config(scale, extra)
     cfg_path = out / "segmenter_config.json"
     cfg.save(cfg_path)
     argv = ["train-segmenter", "--config", str(cfg_path), "--out", str(path),
@@ -116,12 +122,10 @@ def real_floor(scale: Scale, *, out: Path, extra: Sequence[str], device: str) ->
 
     from ganblocks.metrics import FrechetInceptionDistance
 
-    from ..config import apply_overrides, get_preset
     from ..evaluate import make_feature_extractor
     from ..segmenter import real_dataset
 
-    cfg = apply_overrides(get_preset(scale.preset),
-                          [o for o in (*scale.overrides, *extra) if o.startswith("data.")])
+    cfg = _data_config(scale, extra)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     fid = FrechetInceptionDistance(make_feature_extractor(scale.features, device=dev))
@@ -136,7 +140,7 @@ def real_floor(scale: Scale, *, out: Path, extra: Sequence[str], device: str) ->
             with torch.no_grad():
                 fid.update(images.to(dev), real=real)
     floor = {"FID": fid.compute(), "num_val": counts["val"], "num_train": counts["train"],
-             "features": scale.features}
+             "features": scale.features, "resolution": list(cfg.model.resolution)}
     _write_text(path, json.dumps(floor, indent=2) + "\n")
     return floor
 
