@@ -86,6 +86,40 @@ def test_verify_checks_every_cpu_dtype_layout_and_op_once(built):
         _selfcheck.verified.update(saved)
 
 
+def test_verify_checks_what_the_documented_workload_checks(built):
+    """``verify`` runs the wrappers with ``setup_filter([1, 3, 3, 1])`` (up-sampling, then
+    ``bias_act`` with a bias, down-sampling, ``bias_act`` with a clamp, filtering), forward,
+    backward and double backward of a squared loss: the same workload written out here, with
+    the CPU calls self-checked, must check exactly the configurations ``verify`` returns."""
+    from ganblocks.ops import bias_act, downsample2d, filter2d, setup_filter, upsample2d
+
+    saved = dict(_selfcheck.verified)
+    try:
+        _selfcheck.verified.clear()
+        f = setup_filter([1, 3, 3, 1])
+        with _selfcheck.checking_device("cpu"):
+            for dtype in _kernels.CPU_DTYPES:
+                for cl in (False, True):
+                    x = torch.randn(2, 8, 16, 16).to(dtype)
+                    x = x.contiguous(memory_format=torch.channels_last) if cl else x
+                    x.requires_grad_(True)
+                    b = torch.randn(8).to(dtype).requires_grad_(True)
+                    y = bias_act(upsample2d(x, f, impl="native"), b, act="lrelu", impl="native")
+                    y = downsample2d(y, f, impl="native")
+                    y = bias_act(y, None, act="swish", clamp=4.0, impl="native")
+                    y = filter2d(y, f, impl="native")
+                    (g,) = torch.autograd.grad(y.float().square().sum(), x, create_graph=True)
+                    torch.autograd.grad(g.float().square().sum(), [x, b])
+        expected = dict(_selfcheck.verified)
+        _selfcheck.verified.clear()
+        assert native.verify("cpu") == expected
+        assert {k[0] for k in expected} == {"upfirdn2d", "bias_act", "bias_act_grad",
+                                            "bias_act_grad2"}
+    finally:
+        _selfcheck.verified.clear()
+        _selfcheck.verified.update(saved)
+
+
 def test_verify_refuses_a_device_without_kernels(built):
     with pytest.raises(RuntimeError, match="not available on meta"):
         native.verify("meta")
@@ -122,6 +156,7 @@ def test_rel_err_is_a_float_relative_to_the_reference_magnitude():
         (torch.float64, 1e-9, True),  # at the tolerance: agrees
         (torch.float64, 1e-7, False),
         (torch.float32, 1e-4, True),
+        (torch.float32, 1.5e-4, False),
         (torch.float32, 1e-3, False),
         (torch.float16, 1e-2, True),
         (torch.bfloat16, 5e-2, False),
@@ -143,6 +178,29 @@ def test_verified_ok_applies_the_tolerance_of_the_keys_dtype(fresh_verified, dty
     # Remembered: the check runs once per key.
     assert _selfcheck.verified_ok(key, check) is ok and calls == [1]
     assert fresh_verified == {key: ok}
+
+
+def test_a_check_that_raises_counts_as_a_mismatch(fresh_verified):
+    key = ("probe-op", torch.float32, "launch")
+
+    def check():
+        raise RuntimeError("launch failed: too many resources")
+
+    with pytest.warns(_selfcheck.NativeKernelWarning, match=r"RuntimeError: launch failed"):
+        assert _selfcheck.verified_ok(key, check) is False
+    assert fresh_verified == {key: False}
+
+
+def test_check_inputs_in_either_layout_hold_the_same_values():
+    like = torch.empty(0, dtype=torch.float16)
+    plain = _selfcheck.randn((2, 3, 4, 5), like, _selfcheck.check_generator(like.device))
+    nhwc = _selfcheck.randn((2, 3, 4, 5), like, _selfcheck.check_generator(like.device), True)
+    assert plain.is_contiguous() and not plain.is_contiguous(memory_format=torch.channels_last)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and not nhwc.is_contiguous()
+    assert nhwc.dtype == torch.float16 and torch.equal(plain, nhwc)
+    # Drawn in float32, then cast: every dtype sees the same values.
+    ref = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(_selfcheck.CHECK_SEED))
+    assert torch.equal(plain, ref.half())
 
 
 def test_tracing_recognises_fake_tensors_by_their_type():
@@ -268,6 +326,92 @@ def test_bias_act_double_backward_through_the_bias_gradient_alone(built, act):
         torch.testing.assert_close(a, e)
 
 
+def _dense_by_definition(t: torch.Tensor) -> bool:
+    """Non-overlapping and dense, from the definition: the elements' memory offsets are exactly
+    ``numel`` consecutive ones, each used once (true for an empty tensor)."""
+    offsets = torch.zeros((), dtype=torch.int64)
+    for size, stride in zip(t.shape, t.stride()):
+        offsets = offsets.unsqueeze(-1) + torch.arange(size) * stride
+    flat = offsets.flatten().sort().values
+    return flat.numel() == 0 or torch.equal(flat - flat[0], torch.arange(flat.numel()))
+
+
+def test_dense_layouts_are_recognised_as_aten_defines_them():
+    from ganblocks.ops import _bias_act_native
+
+    base = torch.empty(2, 3, 4, 5)
+    cl = base.contiguous(memory_format=torch.channels_last)
+    cases = {
+        "contiguous": base, "channels_last": cl, "transposed": base.transpose(1, 3),
+        "cropped": base[..., :3], "strided": base[:, ::2], "cropped_nhwc": cl[..., 1:],
+        "expanded": torch.empty(1, 3, 1, 1).expand(2, 3, 4, 5), "ones": torch.empty(2, 1, 4, 1),
+        "one_element": torch.empty_strided((1, 1), (5, 9)), "scalar": torch.tensor(1.0),
+        "empty": torch.empty(2, 0, 3),
+        "empty_odd_strides": torch.empty_strided((2, 0, 3), (7, 5, 2)),
+        "overlapping": torch.empty(10).as_strided((3, 3), (1, 1)),
+    }
+    got = {k: _bias_act_native._non_overlapping_and_dense(t) for k, t in cases.items()}
+    assert got == {k: _dense_by_definition(t) for k, t in cases.items()}
+    assert not got["cropped"] and got["empty_odd_strides"]  # both kinds occur
+    # A dense tensor is used as it is, anything else as a contiguous copy.
+    assert _bias_act_native._dense(cl) is cl
+    assert _bias_act_native._dense(cases["cropped_nhwc"]).is_contiguous()
+
+
+@pytest.mark.parametrize("shape", [(8, 40, 32, 32), (3, 700, 90), (64, 64, 64), (5, 3, 7)])
+@pytest.mark.parametrize("keep", [None, 1])
+def test_bias_act_check_shapes_keep_every_axis_at_two_or_more(shape, keep):
+    """The check input shrinks x's axes, but never below two entries (an axis of one would not
+    check the indexing along it), and keeps the bias axis whole."""
+    from ganblocks.ops import _bias_act_native
+
+    small = _bias_act_native.check_shapes(torch.empty(shape, device="meta"), keep)[0]
+    assert len(small) == len(shape)
+    assert all(s >= min(o, 2) and s <= o for s, o in zip(small, shape))
+    if keep is not None:
+        assert small[keep] == shape[keep]
+
+
+def test_bias_act_check_keeps_the_bias_axis_of_x(built, monkeypatch):
+    from ganblocks.ops import _bias_act_native, bias_act
+
+    seen = []
+    real = _bias_act_native._ref_value
+
+    def record(name, dy, x, b, p, g=None):
+        seen.append((tuple(x.shape), None if b is None else tuple(b.shape)))
+        return real(name, dy, x, b, p, g)
+
+    monkeypatch.setattr(_bias_act_native, "_ref_value", record)
+    monkeypatch.setattr(_selfcheck, "CHECKED_DEVICES", ("cpu", "cuda"))
+    monkeypatch.setattr(_selfcheck, "verified", {})
+    x = torch.randn(8, 40, 32, 32)
+    bias_act(x, torch.randn(40), act="lrelu", impl="native")
+    assert seen and all(xs[1] == 40 and bs == (40,) for xs, bs in seen)
+    seen.clear()
+    bias_act(x, None, act="lrelu", impl="native")
+    assert seen and all(bs is None and torch.Size(xs).numel() <= 1 << 16 for xs, bs in seen)
+
+
+def test_bias_act_check_key_says_whether_x_strides_over_the_grid(built, monkeypatch):
+    """The key's last entry: more elements than the 1-D CUDA grid has threads (4096 x 256), the
+    same test that adds a grid-striding input to the check."""
+    from ganblocks.ops import _bias_act_native, bias_act
+
+    keys = []
+    monkeypatch.setattr(_selfcheck, "CHECKED_DEVICES", ("cpu", "cuda"))
+    monkeypatch.setattr(_selfcheck, "verified_ok", lambda key, check: keys.append(key) or True)
+    limit = _kernels.CUDA_MAX_BLOCKS_1D * 256
+    assert limit == 1 << 20
+    for numel in (5000, limit, limit + 1):
+        keys.clear()
+        x = torch.zeros(numel)
+        bias_act(x, None, act="lrelu", impl="native")
+        (key,) = keys
+        assert key[-1] is (numel > limit)
+        assert len(_bias_act_native.check_shapes(x, None)) == (2 if key[-1] else 1)
+
+
 # ---- _upfirdn2d_native: the launch path predicted from the CUDA sources -----------------------
 
 CSRC = _build.source_dir()
@@ -319,6 +463,43 @@ def test_launch_path_hands_tall_nhwc_outputs_to_the_generic_kernel_at_the_grid_l
         x = _meta((1, 4, (oh - 1) * down + 1, 2 * down), True)
         assert _upfirdn2d_native._out_hw(x.shape[2], x.shape[3], w, args)[0] == oh
         assert _upfirdn2d_native.launch_path(x, w, args)[:2] == (kind, True), oh
+
+
+def test_launch_path_tiles_filters_up_to_the_kernels_largest():
+    from ganblocks.ops import _upfirdn2d_native
+
+    # csrc/upfirdn2d_cuda.cu: the tiled kernels take filters up to kFMax x kFMax.
+    text = (CSRC / "upfirdn2d_cuda.cu").read_text()
+    fmax = int(re.search(r"constexpr int kFMax = (\d+);", text)[1])
+    args = (2, 2, 1, 1, 4, 4, 4, 4)
+    x = _meta((1, 4, 16, 16))
+    for fw, fh in ((fmax, fmax), (fmax, 3), (3, fmax), (fmax + 1, 3), (3, fmax + 1)):
+        path = _upfirdn2d_native.launch_path(x, torch.ones(fh, fw), args)
+        assert (path[0] == "tiled") == (fw <= fmax and fh <= fmax), (fw, fh, path)
+    # A separable filter of kFMax taps is tiled too; one more makes it two passes.
+    assert _upfirdn2d_native.launch_path(x, torch.ones(fmax), args)[0] == "tiled"
+    assert _upfirdn2d_native.launch_path(x, torch.ones(fmax + 1), args)[0] == "separable"
+
+
+def test_check_input_that_already_strides_the_grid_gets_no_second_one():
+    """A tall channels-last x takes the generic kernel; its first check input (32 channels at
+    x's size) already has more outputs than the 1-D grid has threads, so it checks the strided
+    launch itself and no second, just-past-the-limit input is added."""
+    from ganblocks.ops import _upfirdn2d_native
+
+    limit = _kernels.CUDA_MAX_BLOCKS_1D * 256
+    w, args = torch.ones(4, 4), (1, 1, 1, 1, 1, 2, 1, 2)
+    x = _meta((1, 32, 8 * _kernels.CUDA_MAX_GRID_Y + 8, 1), True)
+    assert _upfirdn2d_native.launch_path(x, w, args) == ("generic", True, True)
+    shapes = _upfirdn2d_native.check_shapes(x, w, args)
+    assert shapes == [(1, 32, x.shape[2], 1)]
+    oh, ow = _upfirdn2d_native._out_hw(x.shape[2], 1, w, args)
+    assert 32 * oh * ow > limit >= oh * ow
+    # Four images of 2 channels stride; the first input (one image) does not: then one just
+    # past the limit is added.
+    x2 = _meta((4, 2, 8 * _kernels.CUDA_MAX_GRID_Y + 8, 1), True)
+    shapes2 = _upfirdn2d_native.check_shapes(x2, w, args)
+    assert len(shapes2) == 2 and shapes2[1][1] * oh * ow > limit >= (shapes2[1][1] - 1) * oh * ow
 
 
 def test_disagreeing_upfirdn2d_check_reports_the_error_relative_to_the_reference(
