@@ -190,6 +190,10 @@ class DataConfig:
     flip: bool = True
     #: Number of images of the built-in synthetic data set (train split).
     synthetic_size: int = 20000
+    #: Built-in synthetic data set: each pixel is the mean of ``k × k`` samples of the scene
+    #: (rendered at k times the resolution), as a camera integrates a pixel's area; 1 samples
+    #: the textures once per pixel (aliased, with pixel-sized speckle).
+    synthetic_supersample: int = 1
     num_workers: int = 0
     #: Cityscapes only: add the 19 998 unlabelled ``leftImg8bit/train_extra`` images to the train
     #: split (the paper's "Cityscapes 25K" of its semi-supervised tables; ``--extra``).
@@ -217,6 +221,12 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be None or >= 1, got {v}")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers must be >= 0")
+        if self.synthetic_supersample < 1:
+            raise ConfigError(f"data.synthetic_supersample must be >= 1, got "
+                              f"{self.synthetic_supersample}")
+        if self.synthetic_supersample != 1 and self.name != "synthetic":
+            raise ConfigError(f"data.synthetic_supersample is only for data.name=synthetic, got "
+                              f"{self.name!r}")
         if self.extra and self.name != "cityscapes":
             raise ConfigError(f"data.extra (Cityscapes' train_extra images) is only for "
                               f"data.name=cityscapes, got {self.name!r}")

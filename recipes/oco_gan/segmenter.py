@@ -200,7 +200,8 @@ def real_dataset(
     if d.name == "synthetic":
         if size is None and split == "train":
             size = d.synthetic_size
-        dataset = build_dataset("synthetic", size=size, **kwargs)
+        dataset = build_dataset("synthetic", size=size, supersample=d.synthetic_supersample,
+                                **kwargs)
     else:
         root = root if root is not None else d.root
         if root is None:

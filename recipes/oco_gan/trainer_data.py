@@ -112,6 +112,7 @@ def open_training_data(config: OCOGANConfig, run_dir: Path, *, is_main: bool = T
     holdout = None
     kwargs: Dict[str, Any] = {"resolution": tuple(m.resolution), "flip": False}
     if d.name == "synthetic":
+        kwargs["supersample"] = d.synthetic_supersample
         train = build_dataset("synthetic", split="train", size=d.synthetic_size, **kwargs)
         # The whole validation split (as ``real_dataset`` and ``oco-gan evaluate`` read it), so
         # that the curves' FID / CFID (train.eval_num reals) and the evaluation share their reals.

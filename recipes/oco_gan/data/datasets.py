@@ -473,6 +473,7 @@ def build_dataset(
     allow_unlabelled: bool = False,
     size: Optional[int] = None,
     seed: Optional[int] = None,
+    supersample: Optional[int] = None,
 ):
     """Open data set ``name`` stored under ``root`` in its distributed layout (module docstring).
 
@@ -498,6 +499,8 @@ def build_dataset(
         allow_unlabelled: ``folder`` only: images without a label map become unlabelled items
             instead of an error.
         size: ``synthetic`` only: number of scenes.
+        supersample: ``synthetic`` only: samples per pixel side (see
+            :class:`~recipes.oco_gan.data.synthetic.SyntheticScenes`; default 1).
         seed: Seed of the random flips (default: per process) or, for ``synthetic``, of the scenes
             (default 0).
 
@@ -542,6 +545,8 @@ def build_dataset(
         raise ValueError("allow_unlabelled=True is only for the folder data set")
     if size is not None and name != "synthetic":
         raise ValueError("size is only for the synthetic data set")
+    if supersample is not None and name != "synthetic":
+        raise ValueError("supersample is only for the synthetic data set")
     if split not in info.splits:
         raise ValueError(f"split for {name} must be one of {list(info.splits)}, got {split!r}")
     if resolution is None:
@@ -551,7 +556,8 @@ def build_dataset(
         if root is not None:
             raise ValueError("the synthetic data set has no root; pass root=None")
         return SyntheticScenes(
-            resolution=resolution, split=split, size=size, seed=seed or 0, flip=flip
+            resolution=resolution, split=split, size=size, seed=seed or 0, flip=flip,
+            supersample=1 if supersample is None else supersample,
         )
 
     if root is None:

@@ -698,7 +698,8 @@ _PAINTERS = (_paint_sky, _paint_sun, _paint_mountains, _paint_ground, _paint_bui
 
 
 def render_scene(
-    index: int, *, seed: int = 0, split: str = "train", resolution=(64, 64)
+    index: int, *, seed: int = 0, split: str = "train", resolution=(64, 64),
+    supersample: int = 1,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Render scene ``index`` of SyntheticScenes.
 
@@ -707,6 +708,10 @@ def render_scene(
         seed: Seed of the scene family.
         split: ``"train"`` or ``"val"`` (different scenes).
         resolution: ``(H, W)`` or an int.
+        supersample: ``k >= 1``: the image is the mean of each ``k × k`` block of the scene
+            rendered at ``(k·H, k·W)`` (each pixel integrates its area, as a camera's does, instead
+            of sampling the scene's textures at its centre); the label map is the one rendered at
+            ``(H, W)``. 1 (default): rendered at ``(H, W)`` directly.
 
     Returns:
         ``image``: float32 ``[H, W, 3]`` in [0, 1]; ``label``: int64 ``[H, W]`` in ``[0, 11)``.
@@ -715,7 +720,22 @@ def render_scene(
         >>> img, lab = render_scene(0, resolution=(32, 64))
         >>> img.shape, lab.shape, bool(lab.max() < 11)
         ((32, 64, 3), (32, 64), True)
+        >>> fine, _ = render_scene(0, resolution=(64, 128))
+        >>> soft, lab2 = render_scene(0, resolution=(32, 64), supersample=2)
+        >>> blocks = fine.reshape(32, 2, 64, 2, 3).mean((1, 3))
+        >>> bool(np.allclose(soft, blocks)), bool((lab2 == lab).all())
+        (True, True)
     """
+    if isinstance(supersample, bool) or not isinstance(supersample, (int, np.integer)) \
+            or supersample < 1:
+        raise ValueError(f"supersample must be an int >= 1, got {supersample!r}")
+    if supersample > 1:
+        hh, ww = parse_resolution(resolution)
+        k = int(supersample)
+        fine, _ = render_scene(index, seed=seed, split=split, resolution=(k * hh, k * ww))
+        _, label = render_scene(index, seed=seed, split=split, resolution=(hh, ww))
+        image = einops.reduce(fine, "(h a) (w b) c -> h w c", "mean", a=k, b=k)
+        return image.astype(np.float32), label
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
@@ -754,6 +774,8 @@ class SyntheticScenes(Dataset):
         size: Number of distinct scenes (default 10 000 for train, 1 000 for val).
         seed: Seed of the scene family; item ``i`` is the same for the same ``(i, seed, split)``.
         flip: Random horizontal flip of image and label together (keys ``(i, flip)`` fix it).
+        supersample: Each pixel is the mean of ``supersample²`` samples of the scene (see
+            :func:`render_scene`); 1 (default) samples it once, at the pixel's centre.
 
     Example:
         >>> ds = SyntheticScenes(resolution=(32, 64), size=8)
@@ -778,6 +800,7 @@ class SyntheticScenes(Dataset):
         size: Optional[int] = None,
         seed: int = 0,
         flip: bool = False,
+        supersample: int = 1,
     ) -> None:
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
@@ -787,7 +810,11 @@ class SyntheticScenes(Dataset):
             raise ValueError(f"size must be a positive int, got {size!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        if isinstance(supersample, bool) or not isinstance(supersample, (int, np.integer)) \
+                or supersample < 1:
+            raise ValueError(f"supersample must be an int >= 1, got {supersample!r}")
         self.resolution: Tuple[int, int] = parse_resolution(resolution)
+        self.supersample = int(supersample)
         self.split = split
         self.size = int(size)
         self.seed = int(seed)
@@ -809,8 +836,9 @@ class SyntheticScenes(Dataset):
 
     @property
     def fingerprint(self) -> str:
-        """Hash identifying this family of scenes and its size."""
-        return fingerprint([f"synthetic/{self.split}/{self.seed}/{self.size}"])
+        """Hash identifying this family of scenes, its size and its rendering."""
+        extra = f"/supersample={self.supersample}" if self.supersample > 1 else ""
+        return fingerprint([f"synthetic/{self.split}/{self.seed}/{self.size}{extra}"])
 
     def has_label(self, index: int) -> bool:
         """Every scene has a label map."""
@@ -824,7 +852,8 @@ class SyntheticScenes(Dataset):
         Returns the item dict described in the class docstring.
         """
         index, _ = split_key(index, self.size)
-        img, lab = render_scene(index, seed=self.seed, split=self.split, resolution=self.resolution)
+        img, lab = render_scene(index, seed=self.seed, split=self.split, resolution=self.resolution,
+                                supersample=self.supersample)
         image = torch.from_numpy(np.ascontiguousarray(einops.rearrange(img, "h w c -> c h w")))
         image = image.mul_(2.0).sub_(1.0)
         label = torch.from_numpy(lab) if with_label else torch.zeros(lab.shape, dtype=torch.int64)
@@ -845,5 +874,6 @@ class SyntheticScenes(Dataset):
     def __repr__(self) -> str:
         return (
             f"SyntheticScenes(resolution={self.resolution}, split={self.split!r}, "
-            f"size={self.size}, seed={self.seed}, flip={self.flip})"
+            f"size={self.size}, seed={self.seed}, flip={self.flip}"
+            + (f", supersample={self.supersample})" if self.supersample > 1 else ")")
         )
