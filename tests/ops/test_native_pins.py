@@ -563,6 +563,78 @@ def test_build_flags_of_each_flavour():
     assert [Path(s).name for s in cuda["sources"]] == [*_build.CPU_SOURCES, *_build.CUDA_SOURCES]
 
 
+@pytest.mark.parametrize(
+    ("cuda_version", "available", "home", "flavour"),
+    [
+        ("12.4", True, "/usr/local/cuda", "cuda"),
+        ("12.4", True, None, "cpu"),  # no toolkit to compile with
+        ("12.4", False, "/usr/local/cuda", "cpu"),  # a CUDA torch without a GPU
+        (None, True, "/usr/local/cuda", "cpu"),  # a CPU-only torch
+        (None, False, None, "cpu"),
+    ],
+)
+def test_flavour_is_cuda_only_with_a_cuda_torch_a_gpu_and_a_toolkit(
+    monkeypatch, cuda_version, available, home, flavour
+):
+    monkeypatch.setattr(torch.version, "cuda", cuda_version)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(_build, "_cuda_home", lambda: home)
+    assert _build.detect_flavour() == flavour
+
+
+def test_build_key_follows_file_names_and_the_build_environment(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "csrc"
+    shutil.copytree(CSRC, copy)
+    monkeypatch.setenv("GANBLOCKS_CSRC_DIR", str(copy))
+    key = _build.build_spec("cpu")["key"]
+    # The same bytes under another name (listed in the same place): another build.
+    (copy / "activations.h").rename(copy / "activations_.h")
+    renamed = _build.build_spec("cpu")["key"]
+    assert renamed != key
+    (copy / "activations_.h").rename(copy / "activations.h")
+    assert _build.build_spec("cpu")["key"] == key
+    # Another torch (or CUDA version) needs another build too.
+    monkeypatch.setattr(torch, "__version__", "0.0.1+other")
+    other_torch = _build.build_spec("cpu")["key"]
+    monkeypatch.setattr(torch.version, "cuda", "99.9")
+    other_cuda = _build.build_spec("cpu")["key"]
+    assert len({key, renamed, other_torch, other_cuda}) == 4
+
+
+def test_build_lock_tells_after_five_seconds_of_waiting(tmp_path, monkeypatch):
+    """The waiting notice comes once, at the first poll past 5 s (a fake clock: no real wait)."""
+    fcntl = pytest.importorskip("fcntl")
+    import types
+
+    now = [100.0]
+    clock = types.SimpleNamespace(
+        monotonic=lambda: now[0], time=lambda: 0.0,
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )  # fmt: skip
+    monkeypatch.setattr(_build, "time", clock)
+    told = []
+    monkeypatch.setattr(_build.log, "warning", lambda *a: told.append(now[0] - 100.0))
+    path = tmp_path / "x.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another open file: the lock below must wait
+        with pytest.raises(TimeoutError), _build.BuildLock(path, timeout=9.0, poll=0.25):
+            pass
+    finally:
+        os.close(fd)
+    assert told == [5.25]
+
+
+def test_fallback_cache_is_a_per_user_folder_in_the_temp_dir(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    assert _build._fallback_cache() == tmp_path / f"ganblocks-{uid}"
+
+
 def test_build_lock_rewrites_a_longer_stale_record_whole(tmp_path):
     import json
 

@@ -121,3 +121,27 @@ def test_disabled_and_failed_builds(capsys, monkeypatch):
     assert ops_main.main([]) == 1
     out = capsys.readouterr().out
     assert "BUILD FAILED; the ops use the reference path\nno compiler here" in out
+
+
+def test_each_resampling_case_compares_its_own_op(built):
+    """The cases named after an op return that op's result (not their input): up-sampling
+    doubles the 64 x 64 images, down-sampling halves them, filtering keeps the size."""
+    cases = dict(ops_main._cases(torch.device("cpu"), torch.float32))
+    shapes = {name: [tuple(t.shape) for t in cases[name]("ref")]
+              for name in ("upsample2d", "downsample2d", "filter2d")}  # fmt: skip
+    assert shapes == {"upsample2d": [(4, 32, 128, 128)], "downsample2d": [(4, 32, 32, 32)],
+                      "filter2d": [(4, 32, 64, 64)]}  # fmt: skip
+
+
+def test_reported_error_is_relative_to_the_reference(built, capsys, monkeypatch):
+    # A native result twice the reference: |2r - r| / |r| = 1 (relative to itself it would be 0.5).
+    real_cases = ops_main._cases
+
+    def cases(device, dtype):
+        (name, run), = [c for c in real_cases(device, dtype) if c[0] == "filter2d"]
+        return [(name, lambda impl: tuple(t * 2 if impl == "native" else t for t in run(impl)))]
+
+    monkeypatch.setattr(ops_main, "_cases", cases)
+    assert ops_main.self_check(torch.device("cpu"), torch.float32, 1) is False
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  filter2d ")]
+    assert line.split()[1] == "1.00e+00"
