@@ -654,3 +654,560 @@ def test_failure_message_caps_the_detail_at_3000_characters():
     assert exact == "RuntimeError: " + "e" * 3000
     over = _build.failure_message(RuntimeError("e" * 3001))
     assert over == "RuntimeError: " + "e" * 3000 + " ..."
+
+
+# ---- native.verify: the exact calls of its documented workload (seed-10 hardening) -----------
+
+
+def _ganblocks_op_calls(fn):
+    """Run ``fn`` and return every ``torch.ops.ganblocks`` call it made: the op, and per argument
+    its shape, dtype, strides and values (all of them for small tensors, else the sum and a
+    position-weighted sum), or the argument itself."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def describe(a):
+        if not isinstance(a, torch.Tensor):
+            return a
+        v = a.detach().double().flatten()
+        vals = tuple(v.tolist()) if v.numel() <= 64 else (
+            v.sum().item(), (v * torch.arange(v.numel(), dtype=torch.float64)).sum().item())
+        return tuple(a.shape), a.dtype, a.stride(), vals
+
+    calls = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func.namespace == "ganblocks":
+                calls.append((str(func), tuple(describe(a) for a in args)))
+            return out
+
+    with Record():
+        result = fn()
+    return calls, result
+
+
+def test_verify_makes_exactly_the_calls_of_its_documented_workload(built, fresh_verified):
+    """verify("cpu"): for each CPU dtype, in both layouts, a batch of two 8-channel 16 x 16
+    images (and a bias of 8) drawn from the self-check's generator, then the upsample2d /
+    bias_act(lrelu, bias) / downsample2d / bias_act(swish, clamp 4) / filter2d chain with
+    setup_filter([1, 3, 3, 1]), a squared float32 loss, its gradient with a graph and the
+    gradient of that gradient's squared norm: the very same kernel calls, inputs and all."""
+    from ganblocks.ops import bias_act, downsample2d, filter2d, setup_filter, upsample2d
+
+    def workload():
+        dev = torch.device("cpu")
+        with _selfcheck.checking_device("cpu"):
+            f = setup_filter([1, 3, 3, 1], device=dev)
+            gen = _selfcheck.check_generator(dev)
+            for dtype in _kernels.CPU_DTYPES:
+                for cl in (False, True):
+                    x = torch.randn(2, 8, 16, 16, generator=gen).to(dtype)
+                    x = x.contiguous(memory_format=torch.channels_last) if cl else x
+                    b = torch.randn(8, generator=gen).to(dtype).requires_grad_(True)
+                    x.requires_grad_(True)
+                    y = bias_act(upsample2d(x, f, impl="native"), b, act="lrelu", impl="native")
+                    y = bias_act(downsample2d(y, f, impl="native"), None, act="swish",
+                                 clamp=4.0, impl="native")
+                    y = filter2d(y, f, impl="native")
+                    (g,) = torch.autograd.grad(y.float().square().sum(), x, create_graph=True)
+                    torch.autograd.grad(g.float().square().sum(), [x, b])
+        return dict(_selfcheck.verified)
+
+    expected_calls, expected = _ganblocks_op_calls(workload)
+    fresh_verified.clear()
+    calls, got = _ganblocks_op_calls(lambda: native.verify("cpu"))
+    assert got == expected and len(got) > 0
+    assert calls == expected_calls
+    # The first call: the up-sampling of the first float32 batch by [1, 3, 3, 1] x 4 (gain up^2).
+    first_x = next(c[1][0] for c in calls if c[1][0][0] == (2, 8, 16, 16))
+    assert first_x[1] == torch.float32
+    taps = next(c[1][1][3] for c in calls if c[0] == "ganblocks.upfirdn2d.default")
+    outer = torch.tensor([1.0, 3.0, 3.0, 1.0]).outer(torch.tensor([1.0, 3.0, 3.0, 1.0])) / 64
+    assert taps == tuple((outer * 4).flatten().tolist())
+
+
+def test_verify_defaults_to_the_cpu_without_a_gpu(built, fresh_verified, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    got = native.verify()
+    assert got and {k[1] for k in got} == set(_kernels.CPU_DTYPES)
+
+
+# ---- _selfcheck: the remaining edges (seed-10 hardening) --------------------------------------
+
+
+def test_a_cpu_tensor_is_never_captured_even_while_a_stream_captures(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    assert _selfcheck.capturing(torch.empty(2)) is False
+    with _selfcheck.checking_device("cpu"):
+        assert _selfcheck.check_due(torch.empty(2))
+
+
+def test_rel_err_of_a_small_reference_and_of_the_largest_difference_below_zero():
+    # A reference of magnitude under 1 still divides: 0.1 / 0.5.
+    small = torch.tensor([0.5, 0.0], dtype=torch.float64)
+    assert _selfcheck.rel_err(small + 0.125, small) == 0.25
+    # The largest difference is a negative one: |-3| counts, not the largest signed (+1).
+    a, b = torch.tensor([2.0, -1.0]), torch.tensor([1.0, 2.0])
+    assert _selfcheck.rel_err(a, b) == 1.5
+
+
+def test_rel_err_compares_in_float64_whatever_the_shapes():
+    # A half-precision vector against a 0-d float64 reference, and the other way round: 1.0001
+    # and 1 differ by 1e-4 in float64 (in float16 both are 1, a difference of 0).
+    half, dbl = torch.ones(3, dtype=torch.float16), torch.tensor(1.0001, dtype=torch.float64)
+    assert _selfcheck.rel_err(half, dbl) == pytest.approx(1e-4 / 1.0001, rel=1e-6)
+    assert _selfcheck.rel_err(dbl, half) == pytest.approx(1e-4, rel=1e-6)
+
+
+
+# ---- _bias_act_native: parameters, check inputs, references, keys and fake kernels -----------
+
+
+def test_bias_act_op_arguments_of_the_parsed_parameters():
+    from ganblocks.ops import _bias_act_native as ban
+    from ganblocks.ops._params import ACTIVATIONS, BiasActParams
+
+    lrelu = ACTIVATIONS["lrelu"]
+    # clamp None is -1 on the op's side (any negative clamp means none); 0 is a real clamp.
+    assert ban._clamp_arg(BiasActParams(lrelu, 1, 0.2, 1.0, None)) == -1.0
+    assert ban._clamp_arg(BiasActParams(lrelu, 1, 0.2, 1.0, 0)) == 0.0
+    got = ban._clamp_arg(BiasActParams(lrelu, 1, 0.2, 1.0, 3))
+    assert got == 3.0 and type(got) is float
+    # ... and back: the op's (code, dim, alpha, gain, clamp) as parsed parameters.
+    swish = ACTIVATIONS["swish"]
+    assert ban._act_params(swish.code, 2, 0.5, 1.5, -1.0) == BiasActParams(swish, 2, 0.5, 1.5, None)
+    assert ban._act_params(swish.code, 2, 0.5, 1.5, 0.0) == BiasActParams(swish, 2, 0.5, 1.5, 0.0)
+    assert ban._act_params(lrelu.code, 0, 0.2, 2.0, 0.5) == BiasActParams(lrelu, 0, 0.2, 2.0, 0.5)
+    assert ban._bias_shape(torch.empty(2, 3, 4), 1) == [1, -1, 1]
+    assert ban._bias_shape(torch.empty(2, 3), 0) == [-1, 1]
+
+
+@pytest.mark.parametrize(
+    ("shape", "keep", "expected"),
+    [
+        ((8, 40, 32, 32), None, [(2, 2, 32, 32)]),  # shrunk axis by axis until <= 2**16
+        ((8, 40, 32, 32), 1, [(2, 40, 2, 32)]),  # the bias axis kept whole
+        ((16, 64, 64), None, [(16, 64, 64)]),  # exactly 2**16 elements: kept as it is
+        ((16, 64, 65), None, [(2, 64, 65)]),  # one row more: shrunk
+        ((3, 30000), None, [(2, 30000)]),  # an axis of three shrinks to two
+        ((5, 3, 7), 1, [(5, 3, 7)]),
+        # Past the grid (2**20 elements): one more input just past it, along the first axis
+        # that is not the bias's (the only one if that is all there is).
+        ((1 << 21,), None, [(2,), ((1 << 20) + 1,)]),
+        ((1 << 21,), 0, [(1 << 21,), ((1 << 20) + 1,)]),
+        ((1, 1 << 21), None, [(1, 2), ((1 << 19) + 1, 2)]),
+        ((4, 1 << 19), 0, [(4, 2), (4, (1 << 18) + 1)]),
+        (((1 << 20) + 1, 1), None, [(2, 1), ((1 << 20) + 1, 1)]),
+        ((1 << 10, 1 << 10), None, [(2, 1 << 10)]),  # exactly 2**20: no second input
+    ],
+)
+def test_bias_act_check_shapes_exactly(shape, keep, expected):
+    from ganblocks.ops import _bias_act_native as ban
+
+    assert ban.check_shapes(torch.empty(shape, device="meta"), keep) == expected
+
+
+def _swish_grads(x, b, dy, g, gain):
+    """Closed forms of swish (z sigmoid(z), times gain): dy f'(z) and g dy f''(z), z = x + b."""
+    z = x + b.reshape(1, -1, 1)
+    s = torch.sigmoid(z)
+    d1 = s + z * s * (1 - s)
+    d2 = s * (1 - s) * (2 + z * (1 - 2 * s))
+    return gain * z * s, dy * gain * d1, g * dy * gain * d2
+
+
+def test_bias_act_references_of_each_op_of_the_family():
+    from ganblocks.ops import _bias_act_native as ban
+    from ganblocks.ops._params import ACTIVATIONS, BiasActParams
+
+    gen = torch.Generator().manual_seed(5)
+    x, dy, g = (torch.randn(2, 3, 4, generator=gen, dtype=torch.float64) for _ in range(3))
+    b = torch.randn(3, generator=gen, dtype=torch.float64)
+    p = BiasActParams(ACTIVATIONS["swish"], 1, 0.2, 1.5, None)
+    y, dx, d = _swish_grads(x, b, dy, g, 1.5)
+    torch.testing.assert_close(ban._ref_value("bias_act", None, x, b, p), y)
+    got_dx = ban._ref_value("bias_act_grad", dy, x, b, p)
+    torch.testing.assert_close(got_dx, dx)
+    assert not got_dx.requires_grad
+    got_d = ban._ref_value("bias_act_grad2", dy, x, b, p, g)
+    torch.testing.assert_close(got_d, d)
+    assert not got_d.requires_grad and not x.requires_grad  # x itself left alone
+    # Inside a backward with a graph: dx stays a differentiable function of x (and dy).
+    xg = x.clone().requires_grad_(True)
+    dxg = ban._ref_value("bias_act_grad", dy, xg, b, p)
+    assert dxg.requires_grad
+    torch.testing.assert_close(dxg, dx)
+    (gx,) = torch.autograd.grad(dxg, xg, g)
+    torch.testing.assert_close(gx, d)
+    # The same with only dy requiring a gradient: dx is linear in dy.
+    dyg = dy.clone().requires_grad_(True)
+    dxy = ban._ref_value("bias_act_grad", dyg, x, b, p)
+    (gdy,) = torch.autograd.grad(dxy, dyg, g)
+    torch.testing.assert_close(gdy, g * dx / dy)
+    # Grad mode off: detached whatever requires a gradient.
+    with torch.no_grad():
+        assert not ban._ref_value("bias_act_grad", dy, xg, b, p).requires_grad
+
+
+def test_bias_act_reference_outputs_with_and_without_the_bias_gradient():
+    from ganblocks.ops import _bias_act_native as ban
+    from ganblocks.ops._params import ACTIVATIONS, BiasActParams
+
+    x = torch.randn(2, 3, 4, dtype=torch.float64).to(torch.float16)
+    dy = torch.randn(2, 3, 4, dtype=torch.float64).to(torch.float16)
+    b = torch.randn(3).to(torch.float16)
+    p = BiasActParams(ACTIVATIONS["lrelu"], 1, 0.2, 1.0, None)
+    ref = ban._ref_value("bias_act_grad", dy, x, b, p)
+    assert torch.equal(ban._ref_outputs("bias_act", (), x, b, p, None),
+                       ban._ref_value("bias_act", None, x, b, p))
+    got, db = ban._ref_outputs("bias_act_grad", (dy,), x, b, p, True)
+    assert torch.equal(got, ref) and db.dtype == torch.float32 and db.shape == (3,)
+    torch.testing.assert_close(db, ref.float().sum((0, 2)))
+    got, db = ban._ref_outputs("bias_act_grad", (dy,), x, b, p, False)
+    assert torch.equal(got, ref) and db.dtype == torch.float32 and db.shape == (0,)
+
+
+def test_bias_act_check_keys_name_every_configuration_entry(built, monkeypatch):
+    """(op, dtype, activation code, bias?, bias axis or None, clamp?, channels-last?, past the
+    grid?): the keys of a forward, backward and double backward."""
+    from ganblocks.ops import bias_act
+    from ganblocks.ops._params import ACTIVATIONS
+
+    keys = []
+    monkeypatch.setattr(_selfcheck, "CHECKED_DEVICES", ("cpu", "cuda"))
+    monkeypatch.setattr(_selfcheck, "verified_ok", lambda key, check: keys.append(key) or True)
+    code = ACTIVATIONS["swish"].code
+    x = torch.randn(2, 5, 4, 3).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    b = torch.randn(5, requires_grad=True)
+    y = bias_act(x, b, act="swish", clamp=0.0, impl="native")
+    (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    gx.sum().backward()
+    cfg = (torch.float32, code, True, 1, True, True, False)
+    assert set(keys) == {("bias_act", *cfg), ("bias_act_grad", *cfg), ("bias_act_grad2", *cfg)}
+    keys.clear()
+    bias_act(torch.randn(3, 4).double(), None, act="lrelu", dim=1, impl="native")
+    assert keys == [("bias_act", torch.float64, ACTIVATIONS["lrelu"].code, False, None, False,
+                     False, False)]
+
+
+def test_bias_act_op_gets_axis_zero_and_clamp_minus_one_without_bias_or_clamp(built):
+    from ganblocks.ops import bias_act
+    from ganblocks.ops._params import ACTIVATIONS
+
+    x = torch.randn(2, 3, 4)
+    calls, _ = _ganblocks_op_calls(lambda: bias_act(x, None, act="lrelu", dim=1, alpha=0.3,
+                                                    gain=2.0, impl="native"))
+    ((name, args),) = calls
+    assert name == "ganblocks.bias_act.default"
+    assert args[1:] == (None, 0, ACTIVATIONS["lrelu"].code, 0.3, 2.0, -1.0)
+    calls, _ = _ganblocks_op_calls(lambda: bias_act(x, torch.zeros(3), act="relu", dim=1,
+                                                    clamp=2, impl="native"))
+    assert calls[0][1][2:] == (1, ACTIVATIONS["relu"].code, 0.0, 2 ** 0.5, 2.0)
+
+
+@pytest.mark.parametrize("cropped", [False, True])
+def test_bias_act_fake_kernels_give_shapes_dtypes_and_layouts(built, cropped):
+    """On meta tensors: y and dx like a dense x (a cropped x as a contiguous copy), db of the
+    bias's length in the compute dtype when wanted, else empty."""
+    x = torch.empty(2, 5, 4, 3, device="meta", dtype=torch.float16)
+    x = x.contiguous(memory_format=torch.channels_last)
+    x = x[..., 1:] if cropped else x
+    expected = (2 * 5 * 4 * 2 // 2, 8, 2, 1) if cropped else (60, 1, 15, 5)
+    b = torch.empty(5, device="meta", dtype=torch.float16)
+    ops = torch.ops.ganblocks
+    y = ops.bias_act(x, b, 1, 3, 0.2, 1.0, -1.0)
+    assert y.shape == x.shape and y.dtype == torch.float16 and y.stride() == expected
+    for want_db, n in ((True, 5), (False, 0)):
+        dx, db = ops.bias_act_grad(x, x, b, 1, 3, 0.2, 1.0, -1.0, want_db)
+        assert dx.shape == x.shape and dx.stride() == expected
+        assert db.shape == (n,) and db.dtype == torch.float32
+        d, db2 = ops.bias_act_grad2(x, x, x, b, 1, 9, 0.2, 1.0, -1.0, want_db)
+        assert d.stride() == expected and db2.shape == (n,) and db2.dtype == torch.float32
+    _, db = ops.bias_act_grad(x, x, None, 1, 3, 0.2, 1.0, -1.0, True)
+    assert db.shape == (0,)
+
+
+def test_bias_act_third_derivative_raises(built):
+    from ganblocks.ops import bias_act
+
+    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    y = bias_act(x, None, act="swish", impl="native")
+    (g1,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    (g2,) = torch.autograd.grad(g1.sum(), x, create_graph=True)
+    with pytest.raises(NotImplementedError, match=r"third derivatives of bias_act .*impl='ref'"):
+        torch.autograd.grad(g2.sum(), x)
+
+
+@pytest.mark.parametrize("needs", ["x", "b", "dy"])
+def test_bias_act_gradients_of_one_input_at_a_time(built, needs):
+    """Backward and double backward where only x, only b, or (second order) only dy of the
+    gradient op needs a gradient: each equals the reference path's."""
+    from ganblocks.ops import bias_act
+
+    gen = torch.Generator().manual_seed(11)
+    x0 = torch.randn(2, 3, 4, generator=gen, dtype=torch.float64)
+    b0 = torch.randn(3, generator=gen, dtype=torch.float64)
+
+    def run(impl):
+        x, b = x0.clone(), b0.clone()
+        (x if needs != "b" else b).requires_grad_(True)
+        y = bias_act(x, b, act="swish", impl=impl)
+        leaf = x if needs != "b" else b
+        (g,) = torch.autograd.grad(y.square().sum(), leaf, create_graph=True)
+        return g, *torch.autograd.grad((g * g.detach().sign()).sum(), leaf)
+
+    for a, e in zip(run("native"), run("ref")):
+        torch.testing.assert_close(a, e)
+
+
+# ---- _upfirdn2d_native: taps, sizes, launch paths, check inputs, keys and the fake kernel -----
+
+
+def test_filter_weights_apply_gain_flip_and_compute_dtype(built):
+    from ganblocks.ops import _upfirdn2d_native as un
+    from ganblocks.ops._params import UpFirDn2dParams
+
+    un._taps_cache.clear()
+    f2 = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    x32, x64 = torch.empty(1, 1, 4, 4), torch.empty(1, 1, 4, 4, dtype=torch.float64)
+    w, neg = un._filter_weights(f2, UpFirDn2dParams.parse(gain=-2.0), x32)
+    assert not neg and w.dtype == torch.float32 and w.is_contiguous()
+    assert torch.equal(w, (f2 * -2.0).flip([0, 1]))  # correlation order: flipped
+    w, _ = un._filter_weights(f2, UpFirDn2dParams.parse(gain=3.0, flip_filter=True), x64)
+    assert w.dtype == torch.float64 and torch.equal(w, f2.double() * 3.0)
+    # Separable: sqrt(|gain|) per axis, and a negative gain negates the output instead.
+    f1 = torch.tensor([1.0, 2.0, 4.0])
+    w, neg = un._filter_weights(f1, UpFirDn2dParams.parse(gain=-4.0), x32)
+    assert neg and torch.equal(w, torch.tensor([8.0, 4.0, 2.0]))
+    w, neg = un._filter_weights(f1, UpFirDn2dParams.parse(gain=4.0, flip_filter=True), x32)
+    assert not neg and torch.equal(w, torch.tensor([2.0, 4.0, 8.0]))
+    # No filter: the 1 x 1 identity times the gain.
+    w, neg = un._filter_weights(None, UpFirDn2dParams.parse(gain=-0.5), x64)
+    assert not neg and w.dtype == torch.float64 and torch.equal(w, torch.tensor([[-0.5]]).double())
+    # A half-precision x: the gained taps rounded to half, then carried in float32.
+    third = torch.tensor([[1.0 / 3.0]])
+    w, _ = un._filter_weights(third, UpFirDn2dParams.parse(), x32.half())
+    assert w.dtype == torch.float32 and w.item() == third.half().item() != third.item()
+
+
+def test_filter_weights_are_reused_for_the_same_unchanged_filter_only(built):
+    from ganblocks.ops import _upfirdn2d_native as un
+    from ganblocks.ops._params import UpFirDn2dParams
+
+    un._taps_cache.clear()
+    f = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    x, p = torch.empty(1, 1, 4, 4), UpFirDn2dParams.parse(gain=2.0)
+    w1, _ = un._filter_weights(f, p, x)
+    assert un._filter_weights(f, p, x)[0] is w1 and len(un._taps_cache) == 1
+    # Another gain, flip, dtype: other taps (and entries).
+    assert un._filter_weights(f, UpFirDn2dParams.parse(gain=3.0), x)[0] is not w1
+    assert un._filter_weights(f, UpFirDn2dParams.parse(gain=2.0, flip_filter=True), x)[0] \
+        is not w1
+    assert un._filter_weights(f, p, x.double())[0].dtype == torch.float64
+    assert len(un._taps_cache) == 4
+    # Changed in place: new taps.
+    with torch.no_grad():
+        f[0] = 5.0
+    w2, _ = un._filter_weights(f, p, x)
+    assert w2 is not w1 and w2[-1].item() == pytest.approx(5.0 * 2.0 ** 0.5, rel=1e-6)
+    # An equal filter in another tensor is not the same filter.
+    assert un._filter_weights(f.clone(), p, x)[0] is not w2
+    # The cache holds 256 entries, then starts over.
+    un._taps_cache.clear()
+    filters = [torch.ones(3) for _ in range(256)]
+    for g in filters:
+        un._filter_weights(g, p, x)
+    assert len(un._taps_cache) == 256
+    un._filter_weights(f, p, x)
+    assert len(un._taps_cache) == 1
+    # While tracing, nothing is cached.
+    un._taps_cache.clear()
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        un._filter_weights(f, p, torch.empty(1, 1, 4, 4))
+    assert un._taps_cache == {}
+    un._taps_cache.clear()
+
+
+def test_taps_size_out_hw_and_min_extent():
+    from ganblocks.ops import _upfirdn2d_native as un
+
+    assert un._taps_size(torch.ones(3, 5)) == (5, 3)
+    assert un._taps_size(torch.ones(4)) == (4, 4)
+    # (h, w) of 7 x 6 by taps 3 x 5, up (2, 1), down (1, 2), padding x (1, 0), y (2, 1)
+    args = (2, 1, 1, 2, 1, 0, 2, 1)
+    assert un._out_hw(7, 6, torch.ones(3, 5), args) == ((7 + 3 - 3) // 2 + 1, 12 + 1 - 5 + 1)
+    assert un._out_hw(7, 6, torch.ones(3, 5), args) == (4, 9)
+    assert un._min_extent(16, 2, 1, 1, 4) == 1
+    assert un._min_extent(16, 1, 0, 0, 4) == 4
+    assert un._min_extent(3, 1, 0, 0, 4) == 3
+    assert un._min_extent(16, 2, 0, 0, 5) == 3
+    assert un._min_extent(16, 1, 3, 3, 4) == 1
+
+
+def test_taps_ref_runs_the_reference_in_x_dtype():
+    from ganblocks.ops import _upfirdn2d_native as un
+    from ganblocks.ops._reference import upfirdn2d_correlate
+
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    w = torch.rand(3, 3, dtype=torch.float32)
+    got = un.taps_ref(x, w, (2, 2, 1, 1, 1, 1, 1, 1))
+    assert got.dtype == torch.float64
+    assert torch.equal(got, upfirdn2d_correlate(x, w.double(), 2, 2, 1, 1, 1, 1, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("shape", "cl", "dtype", "w", "args", "expected"),
+    [
+        ((2, 3, 16, 16), False, torch.float32, (4, 4), (2, 2, 1, 1, 2, 1, 2, 1),
+         ("tiled", False, False)),
+        ((1, 4097, 8, 8), False, torch.float32, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         ("tiled", False, True)),  # more planes than the grid's z
+        ((1, 4096, 8, 8), False, torch.float32, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         ("tiled", False, False)),
+        ((1, 16 * 4096 + 1, 8, 8), True, torch.float32, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         ("tiled", True, True)),  # NHWC planes: 16 channels each
+        ((1, 16 * 4096, 8, 8), True, torch.float32, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         ("tiled", True, False)),
+        ((1, 8 * 4096 + 1, 8, 8), True, torch.float64, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         ("tiled", True, True)),  # 8 channels in float64
+        ((1, 8 * 4096, 8, 8), True, torch.float64, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         ("tiled", True, False)),
+        ((1, 1, 32 * 65535, 1), False, torch.float32, (1, 1), (1, 1, 1, 1, 0, 0, 0, 0),
+         ("tiled", False, False)),  # rows of 32 at the grid's y limit (one plane: no z)
+        ((1, 1, 32 * 65535 + 1, 1), False, torch.float32, (1, 1), (1, 1, 1, 1, 0, 0, 0, 0),
+         ("generic", False, True)),
+        ((1, 1, 2 * 16 * 65535 - 1, 1), False, torch.float32, (1, 1), (1, 1, 2, 2, 0, 0, 0, 0),
+         ("tiled", False, False)),  # down 2: rows of 16
+        ((1, 1, 2 * 16 * 65535 + 1, 1), False, torch.float32, (1, 1), (1, 1, 2, 2, 0, 0, 0, 0),
+         ("generic", False, False)),
+        ((1, 1, 4 * 8 * 65535 + 1, 1), False, torch.float32, (1, 1), (1, 1, 4, 4, 0, 0, 0, 0),
+         ("generic", False, False)),  # down 4: rows of 8
+        ((1, 1, 4 * 8 * 65535 - 3, 1), False, torch.float32, (1, 1), (1, 1, 4, 4, 0, 0, 0, 0),
+         ("tiled", False, False)),
+        ((1, 8, 16, 16), False, torch.float32, (9,), (1, 1, 1, 1, 4, 4, 4, 4),
+         ("separable", False, False)),  # more than 8 separable taps: two passes
+        ((1, 8, 16, 16), False, torch.float32, (8,), (1, 1, 1, 1, 4, 3, 4, 3),
+         ("tiled", False, False)),
+        ((4, 2, 512, 512), False, torch.float32, (9,), (1, 1, 1, 1, 4, 4, 4, 4),
+         ("separable", False, True)),
+        ((1, 8, 16, 16), False, torch.float32, (4, 4), (2, 1, 1, 1, 2, 1, 2, 1),
+         ("generic", False, False)),  # up 2 x 1: no tiled kernel
+        ((1, 8, 16, 16), False, torch.float32, (4, 4), (1, 1, 2, 1, 2, 1, 2, 1),
+         ("generic", False, False)),
+        ((1, 8, 16, 16), False, torch.float32, (4, 4), (3, 3, 1, 1, 2, 1, 2, 1),
+         ("generic", False, False)),
+        ((1, 8, 16, 16), False, torch.float32, (4, 4), (4, 4, 1, 1, 2, 1, 2, 1),
+         ("tiled", False, False)),
+        ((1, 8, 16, 16), False, torch.float32, (4, 4), (1, 1, 4, 4, 2, 1, 2, 1),
+         ("tiled", False, False)),
+        ((1, 1, 16, 16), True, torch.float32, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         ("tiled", False, False)),  # one channel: never channels-last
+        ((1, 1024, 32, 33), False, torch.float32, (3, 3), (2, 1, 1, 1, 1, 1, 1, 1),
+         ("generic", False, True)),  # more outputs than the 1-D grid has threads
+    ],
+)
+def test_launch_path_exactly(shape, cl, dtype, w, args, expected):
+    from ganblocks.ops import _upfirdn2d_native as un
+
+    x = _meta(shape, cl).to(dtype)
+    assert un.launch_path(x, torch.ones(w), args) == expected
+
+
+@pytest.mark.parametrize(
+    ("shape", "cl", "dtype", "w", "args", "expected"),
+    [
+        ((2, 3, 16, 16), False, torch.float32, (4, 4), (2, 2, 1, 1, 2, 1, 2, 1),
+         [(1, 3, 16, 16)]),
+        ((2, 40, 16, 16), False, torch.float32, (4, 4), (2, 2, 1, 1, 2, 1, 2, 1),
+         [(1, 4, 16, 16)]),
+        ((2, 40, 16, 16), True, torch.float32, (4, 4), (2, 2, 1, 1, 2, 1, 2, 1),
+         [(1, 32, 16, 16)]),
+        # The generic kernel: one channel of x's height, only as wide as gives an output.
+        ((1, 8, 20, 30), False, torch.float32, (4, 4), (2, 1, 1, 1, 1, 1, 0, 0),
+         [(1, 1, 20, 1)]),
+        ((1, 8, 20, 30), False, torch.float32, (4, 4), (1, 1, 2, 1, 0, 0, 0, 0),
+         [(1, 1, 20, 4)]),
+        # Past the grid's z: one more plane than fits, as small as gives an output.
+        ((1, 4097, 8, 8), False, torch.float32, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         [(1, 4, 8, 8), (1, 4097, 1, 1)]),
+        ((1, 16 * 4096 + 1, 8, 8), True, torch.float32, (4, 4), (1, 1, 1, 1, 2, 1, 2, 1),
+         [(1, 32, 8, 8), (1, 4097 * 16, 1, 1)]),
+        ((1, 8 * 4096 + 1, 8, 8), True, torch.float64, (4, 4), (1, 1, 1, 1, 0, 0, 0, 0),
+         [(1, 32, 8, 8), (1, 4097 * 8, 4, 4)]),
+        # The separable passes past the 1-D grid: channels enough to stride.
+        ((4, 2, 512, 512), False, torch.float32, (9,), (1, 1, 1, 1, 4, 4, 4, 4),
+         [(1, 2, 512, 512), (1, 5, 512, 512)]),
+    ],
+)
+def test_upfirdn2d_check_shapes_exactly(shape, cl, dtype, w, args, expected):
+    from ganblocks.ops import _upfirdn2d_native as un
+
+    x = _meta(shape, cl).to(dtype)
+    assert un.check_shapes(x, torch.ones(w), args) == expected
+
+
+def test_upfirdn2d_check_key_names_the_configuration(built, monkeypatch):
+    from ganblocks.ops import _upfirdn2d_native as un
+    from ganblocks.ops import upfirdn2d
+
+    keys = []
+    monkeypatch.setattr(_selfcheck, "CHECKED_DEVICES", ("cpu", "cuda"))
+    monkeypatch.setattr(_selfcheck, "verified_ok", lambda key, check: keys.append(key) or True)
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    upfirdn2d(x, torch.ones(3, 5, dtype=torch.float64), up=[2, 1], down=[1, 2],
+              padding=[1, 0, 2, 1], impl="native")
+    args = (2, 1, 1, 2, 1, 0, 2, 1)
+    assert keys == [("upfirdn2d", torch.float64, (3, 5), *args,
+                     un.launch_path(x, torch.ones(3, 5), args))]
+    assert keys[0][-1] == ("generic", False, False)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_upfirdn2d_fake_kernel_gives_shape_dtype_and_layout(built, channels):
+    x = _meta((2, channels, 7, 6), True).to(torch.float16)
+    y = torch.ops.ganblocks.upfirdn2d(x, torch.empty(3, 5, device="meta"), 2, 1, 1, 2, 1, 0, 2, 1)
+    assert y.shape == (2, channels, 4, 9) and y.dtype == torch.float16
+    fmt = torch.channels_last if channels > 1 else torch.contiguous_format
+    assert y.is_contiguous(memory_format=fmt)
+    if channels > 1:
+        assert not y.is_contiguous()
+
+
+@pytest.mark.parametrize("args", [dict(up=[2, 3], down=[3, 2], padding=[1, 2, 3, 0]),
+                                  dict(up=1, down=2, padding=[-1, 2, 0, 1]),
+                                  dict(up=[1, 2], down=1, padding=[2, -1, 1, 3])])
+@pytest.mark.parametrize("taps", [(3, 5), (4,)])
+def test_upfirdn2d_native_gradients_of_asymmetric_calls(built, args, taps):
+    from ganblocks.ops import upfirdn2d
+
+    gen = torch.Generator().manual_seed(2)
+    f = torch.rand(taps, generator=gen, dtype=torch.float64)
+    x0 = torch.randn(2, 3, 7, 6, generator=gen, dtype=torch.float64)
+
+    def run(impl):
+        x = x0.clone().requires_grad_(True)
+        y = upfirdn2d(x, f, gain=-1.5, **args, impl=impl)
+        (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        return y, g, *torch.autograd.grad(g.square().sum(), x)
+
+    for a, e in zip(run("native"), run("ref")):
+        torch.testing.assert_close(a, e)
+
+
+def test_native_upfirdn2d_refuses_a_filter_that_wants_a_gradient(built):
+    from ganblocks.ops import _upfirdn2d_native as un
+    from ganblocks.ops._params import UpFirDn2dParams
+
+    x, p = torch.randn(1, 1, 4, 4), UpFirDn2dParams.parse()
+    f = torch.ones(3, requires_grad=True)
+    with pytest.raises(ValueError, match=r"^f: the native upfirdn2d does not differentiate the "
+                                         r"filter, but f\.requires_grad is True; pass "
+                                         r"f\.detach\(\)"):
+        un.upfirdn2d(x, f, p)
+    with torch.no_grad():
+        y = un.upfirdn2d(x, f, p)
+    assert y.shape == (1, 1, 2, 2)
+    assert un.upfirdn2d(x, None, p).shape == (1, 1, 4, 4)

@@ -195,3 +195,186 @@ def test_parsed_parameters_are_frozen_and_hashable():
     for obj, field in ((a, "clamp"), (u, "upx"), (ACTIVATIONS["relu"], "code")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(obj, field, 0)
+
+
+# ---- _params: every check, its exception and its message (seed-10 hardening) -----------------
+
+
+def test_check_tensor_names_the_argument_and_the_expectation():
+    from ganblocks.ops._params import check_tensor
+
+    x = torch.zeros(2, 3)
+    assert check_tensor(x, "x") is x and check_tensor(x, "x", ndim=2) is x
+    with pytest.raises(TypeError, match=r"^w: expected a torch\.Tensor, got list$"):
+        check_tensor([1.0], "w")
+    with pytest.raises(TypeError, match=r"^w: expected a floating-point tensor, got dtype "
+                                        r"torch\.int64$"):
+        check_tensor(torch.zeros(2, dtype=torch.long), "w")
+    with pytest.raises(ValueError, match=r"^w: expected a tensor of rank 3, got shape \(2, 3\)$"):
+        check_tensor(x, "w", ndim=3)
+
+
+def test_integers_of_every_kind_and_the_rest_refused():
+    import numpy as np
+
+    from ganblocks.ops._params import _as_int
+
+    for v, e in ((3, 3), (np.int32(-2), -2), (0, 0)):
+        got = _as_int(v, "n")
+        assert got == e and type(got) is int
+    for bad in (True, np.bool_(False), 2.0, "2", None):
+        with pytest.raises(TypeError, match=r"^n: expected an integer, got "):
+            _as_int(bad, "n")
+    with pytest.raises(TypeError, match=r"^n: expected an integer, got 2\.5$"):
+        _as_int(2.5, "n")
+
+
+def test_parse_scaling_pairs_checks_and_messages():
+    from ganblocks.ops._params import parse_scaling
+
+    assert parse_scaling(1, "up") == (1, 1)
+    assert parse_scaling([2, 3], "up") == (2, 3) and parse_scaling((3, 1), "up") == (3, 1)
+    with pytest.raises(ValueError, match=r"^down: expected an int or a pair \[x, y\], got "
+                                         r"\[1, 2, 3\]$"):
+        parse_scaling((1, 2, 3), "down")
+    with pytest.raises(ValueError, match=r"^down: expected an int or a pair"):
+        parse_scaling([2], "down")
+    for bad in (0, [1, 0], [0, 1], -1):
+        with pytest.raises(ValueError, match=r"^up: factors must be integers >= 1, got "):
+            parse_scaling(bad, "up")
+    with pytest.raises(ValueError, match=r"^up: factors must be integers >= 1, got \[2, 0\]$"):
+        parse_scaling([2, 0], "up")
+    with pytest.raises(TypeError, match=r"^up: expected an integer"):
+        parse_scaling([2, 1.5], "up")
+    # A tensor of 1 or 2 elements is read as an int or a pair; any other size is refused.
+    with pytest.raises(TypeError, match=r"^up: expected an integer"):
+        parse_scaling(torch.tensor([1, 2, 3]), "up")
+    with pytest.raises(ValueError, match=r"^up: factors must be"):
+        parse_scaling(torch.tensor([0]), "up")
+
+
+def test_parse_padding_sequences_and_the_message_of_a_bad_length():
+    from ganblocks.ops._params import parse_padding
+
+    assert parse_padding(0) == (0, 0, 0, 0)
+    assert parse_padding([3, -1]) == (3, 3, -1, -1)
+    assert parse_padding((1, 2, 3, 4)) == (1, 2, 3, 4)
+    for bad in ([1], [1, 2, 3], (1, 2, 3, 4, 5), []):
+        with pytest.raises(ValueError, match=r"^pad: expected an int, \[px, py\] or "
+                                             rf"\[x0, x1, y0, y1\], got a sequence of length "
+                                             rf"{len(bad)}$"):
+            parse_padding(bad, "pad")
+    with pytest.raises(TypeError, match=r"^padding: expected an integer"):
+        parse_padding([1, 2.0])
+
+
+def test_check_filter_accepts_none_and_1d_or_2d_float_filters_only():
+    from ganblocks.ops._params import check_filter, filter_size
+
+    assert check_filter(None) is None
+    f1, f2 = torch.ones(3), torch.ones(2, 5)
+    assert check_filter(f1) is f1 and check_filter(f2, "g") is f2
+    with pytest.raises(TypeError, match=r"^g: expected None or a torch\.Tensor \(see "
+                                        r"setup_filter\), got list$"):
+        check_filter([1.0], "g")
+    with pytest.raises(TypeError, match=r"^g: expected a floating-point filter, got dtype "
+                                        r"torch\.int64$"):
+        check_filter(torch.ones(3, dtype=torch.long), "g")
+    for bad in (torch.ones(()), torch.ones(2, 2, 2), torch.ones(0), torch.ones(0, 3)):
+        with pytest.raises(ValueError, match=r"^g: expected a non-empty 1-D \(separable\) or "
+                                             r"2-D \[fh, fw\] filter, got shape "):
+            check_filter(bad, "g")
+    assert filter_size(None) == (1, 1)
+    assert filter_size(f2) == (5, 2) and filter_size(torch.ones(4)) == (4, 4)
+
+
+def test_check_gain_of_numbers_tensors_and_the_rest():
+    import numpy as np
+
+    from ganblocks.ops._params import check_gain
+
+    for v, e in ((2, 2.0), (np.float32(0.5), 0.5), (torch.tensor([3.0]), 3.0),
+                 (torch.tensor(-1), -1.0), (0, 0.0)):
+        got = check_gain(v)
+        assert got == e and type(got) is float
+    for bad in (True, np.bool_(True), "2", None, torch.tensor([1.0, 2.0]),
+                torch.tensor(1 + 1j), 1j):
+        with pytest.raises(TypeError, match=r"^g: expected a real number, got "):
+            check_gain(bad, "g")
+    for bad in (float("inf"), float("-inf"), float("nan"), torch.tensor(float("inf"))):
+        with pytest.raises(ValueError, match=r"^gain: expected a finite number, got "):
+            check_gain(bad)
+    with pytest.raises(TypeError, match=r"^gain: expected a real number, got '2'$"):
+        check_gain("2")
+
+
+def test_check_bool_takes_python_and_numpy_bools_only():
+    import numpy as np
+
+    from ganblocks.ops._params import check_bool
+
+    assert check_bool(True, "b") is True and check_bool(np.bool_(False), "b") is False
+    for bad in (1, 0, None, "True"):
+        with pytest.raises(TypeError, match=r"^flag: expected True or False, got "):
+            check_bool(bad, "flag")
+
+
+def test_upfirdn2d_params_parse_each_argument_under_its_own_name():
+    from ganblocks.ops._params import UpFirDn2dParams
+
+    p = UpFirDn2dParams.parse(up=[2, 3], down=(1, 4), padding=[1, 2, 3, 4], flip_filter=True,
+                              gain=2)
+    assert (p.upx, p.upy, p.downx, p.downy) == (2, 3, 1, 4)
+    assert p.padding == (1, 2, 3, 4) and (p.padx0, p.padx1, p.pady0, p.pady1) == (1, 2, 3, 4)
+    assert p.flip_filter is True and p.gain == 2.0 and type(p.gain) is float
+    for kwargs, match in (({"up": 0}, "^up: "), ({"down": 0}, "^down: "),
+                          ({"padding": [1, 2, 3]}, "^padding: ")):
+        with pytest.raises(ValueError, match=match):
+            UpFirDn2dParams.parse(**kwargs)
+    with pytest.raises(TypeError, match=r"^flip_filter: expected True or False"):
+        UpFirDn2dParams.parse(flip_filter=1)
+    with pytest.raises(TypeError, match=r"^gain: expected a real number"):
+        UpFirDn2dParams.parse(gain="1")
+
+
+def test_output_size_and_transpose_of_an_asymmetric_call():
+    from ganblocks.ops._params import UpFirDn2dParams
+
+    f = torch.ones(3, 5)  # fh = 3, fw = 5
+    p = UpFirDn2dParams.parse(up=[2, 3], down=[3, 2], padding=[1, 2, 3, 0], gain=0.5)
+    # out_w = (7*2 + 1 + 2 - 5) // 3 + 1 = 5, out_h = (6*3 + 3 + 0 - 3) // 2 + 1 = 10
+    assert p.output_size(6, 7, f) == (10, 5)
+    assert p.output_size(6, 7, None) == ((6 * 3 + 3 - 1) // 2 + 1, (7 * 2 + 3 - 1) // 3 + 1)
+    t = p.transpose(6, 7, f)
+    assert (t.upx, t.upy, t.downx, t.downy) == (3, 2, 2, 3)
+    # x0' = fw - 1 - x0 = 3, x1' = 7*2 - 5*3 + 1 - 2 + 1 = -1;
+    # y0' = fh - 1 - y0 = -1, y1' = 6*3 - 10*2 + 3 - 3 + 1 = -1
+    assert t.padding == (3, -1, -1, -1)
+    assert t.flip_filter is True and t.gain == 0.5
+    assert t.output_size(10, 5, f) == (6, 7)
+    assert p.transpose(6, 7, f).transpose(10, 5, f).flip_filter is False
+
+
+def test_activation_table_defaults_and_functions():
+    import math
+
+    from ganblocks.ops._params import ACTIVATIONS
+
+    x = torch.tensor([-2.0, -0.5, 0.0, 1.5], dtype=torch.float64)
+    table = {name: (s.def_alpha, s.def_gain, s.has_2nd_grad) for name, s in ACTIVATIONS.items()}
+    r2 = math.sqrt(2)
+    assert table == {
+        "linear": (0.0, 1.0, False), "relu": (0.0, r2, False), "lrelu": (0.2, r2, False),
+        "tanh": (0.0, 1.0, True), "sigmoid": (0.0, 1.0, True), "elu": (0.0, 1.0, True),
+        "selu": (0.0, 1.0, True), "softplus": (0.0, 1.0, True), "swish": (0.0, r2, True),
+    }
+    assert all(s.name == name for name, s in ACTIVATIONS.items())
+    expected = {
+        "linear": x, "relu": x.clamp(min=0), "lrelu": torch.where(x > 0, x, 0.3 * x),
+        "tanh": torch.tanh(x), "sigmoid": 1 / (1 + torch.exp(-x)),
+        "elu": torch.where(x > 0, x, torch.exp(x) - 1),
+        "selu": 1.0507009873554805 * torch.where(x > 0, x, 1.6732632423543772 * (torch.exp(x) - 1)),
+        "softplus": torch.log1p(torch.exp(x)), "swish": x / (1 + torch.exp(-x)),
+    }
+    for name, e in expected.items():
+        torch.testing.assert_close(ACTIVATIONS[name].func(x, 0.3), e, msg=name)
