@@ -4,6 +4,7 @@ a resumed run reads), its argument checks and flip bits; the palette's argument 
 from __future__ import annotations
 
 import hashlib
+import re
 from itertools import islice
 
 import numpy as np
@@ -339,3 +340,370 @@ def test_validate_reads_every_labelled_map_and_names_the_first_bad_one():
     )
     with pytest.raises(ValueError, match=r"^label map bad: value 5 is outside the class range"):
         bad.validate()
+
+
+# -- transforms: every check and conversion (seed-10 hardening) ---------------------------------
+
+
+def test_parse_resolution_forms_types_and_messages():
+    from ganblocks.data.transforms import parse_resolution
+
+    assert parse_resolution(None) is None
+    for value, hw in ((5, (5, 5)), (np.int64(6), (6, 6)), ([2, 3], (2, 3)),
+                      ((np.int32(4), 7), (4, 7))):
+        got = parse_resolution(value)
+        assert got == hw and type(got) is tuple and all(type(v) is int for v in got)
+    for bad in (True, 2.0, "4", (2,), (2, 3, 4), (True, 2), (2, False), (2.0, 2), {2, 3}):
+        with pytest.raises(TypeError, match=r"^size must be an int or a pair \(H, W\) of ints, "
+                                            r"got "):
+            parse_resolution(bad, name="size")
+    with pytest.raises(TypeError, match=r"^resolution must be an int or a pair \(H, W\) of "
+                                        r"ints, got \(2, 3, 4\)$"):
+        parse_resolution((2, 3, 4))
+    for bad, hw in ((0, (0, 0)), ((3, 0), (3, 0)), (-2, (-2, -2)), ((4, -1), (4, -1))):
+        with pytest.raises(ValueError, match=rf"^resolution must be positive, got "
+                                             rf"\({hw[0]}, {hw[1]}\)$"):
+            parse_resolution(bad)
+
+
+def test_high_depth_images_to_8_bit_exactly():
+    from PIL import Image
+
+    from ganblocks.data.transforms import _to_8bit
+
+    def grey(arr, mode):
+        img = Image.fromarray(arr)
+        assert img.mode == mode
+        out = _to_8bit(img)
+        assert out.mode == "L"
+        return np.asarray(out)[0].tolist()
+
+    f32 = np.float32
+    assert grey(np.array([[-1.0, 0.25, 1.0, 0.0]], f32), "F") == [0, 64, 255, 0]
+    assert grey(np.array([[2.0, 300.0, -5.0, 1.0]], f32), "F") == [2, 255, 0, 1]
+    with np.errstate(invalid="ignore"):  # NaN is left out of the range (its byte: whatever)
+        assert grey(np.array([[np.nan, 0.5, 1.0]], f32), "F")[1:] == [128, 255]
+    assert grey(np.array([[0, 257, 65535, 32896]], np.uint16), "I;16") == [0, 1, 255, 128]
+    assert grey(np.array([[0, 257, 65535, -7]], np.int32), "I") == [0, 1, 255, 0]
+    assert grey(np.array([[65536, 2**31 - 1, 0]], np.int32), "I") == [0, 127, 0]
+    assert grey(np.array([[2**31 - 1 - 2**24, 2**30]], np.int32), "I") == [127, 64]
+
+
+def test_load_rgb_modes_and_unreadable_files(tmp_path):
+    from PIL import Image
+
+    from ganblocks.data.transforms import load_rgb
+
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([0, 0, 0, 10, 20, 30] + [0] * 762)
+    pal.putpixel((1, 0), 1)
+    pal.save(tmp_path / "p.png")
+    img = load_rgb(tmp_path / "p.png")
+    assert img.mode == "RGB" and img.getpixel((1, 0)) == (10, 20, 30)
+    Image.fromarray(np.array([[0, 65535]], np.uint16)).save(tmp_path / "g16.png")
+    assert load_rgb(str(tmp_path / "g16.png")).getpixel((1, 0)) == (255, 255, 255)
+    (tmp_path / "bad.png").write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match=r"^cannot read image .*bad\.png: "):
+        load_rgb(tmp_path / "bad.png")
+    with pytest.raises(FileNotFoundError, match=r"^image file not found: .*nope\.png$"):
+        load_rgb(str(tmp_path / "nope.png"))
+
+
+def test_load_label_map_modes_grey_colour_and_errors(tmp_path):
+    from PIL import Image
+
+    from ganblocks.data.transforms import load_label_map
+
+    def saved(name, img):
+        img.save(tmp_path / name)
+        return tmp_path / name
+
+    lab = load_label_map(saved("l.png", Image.fromarray(np.array([[0, 3], [255, 1]], np.uint8))))
+    assert lab.dtype == np.int64 and lab.tolist() == [[0, 3], [255, 1]]
+    deep = load_label_map(saved("i16.png", Image.fromarray(np.array([[0, 300]], np.uint16))))
+    assert deep.dtype == np.int64 and deep.tolist() == [[0, 300]]
+    rgb = np.repeat(np.array([[[4], [9]]], np.uint8), 3, axis=2)
+    assert load_label_map(saved("rgb.png", Image.fromarray(rgb))).tolist() == [[4, 9]]
+    rgba = np.concatenate([rgb, np.full((1, 2, 1), 200, np.uint8)], axis=2)
+    assert load_label_map(saved("rgba.png", Image.fromarray(rgba, "RGBA"))).tolist() == [[4, 9]]
+    bits = load_label_map(saved("b.png", Image.fromarray(np.array([[True, False]]))))
+    assert bits.dtype == np.int64 and bits.tolist() == [[1, 0]]
+    for name, arr in (("red.png", np.array([[[1, 0, 0], [2, 2, 2]]], np.uint8)),
+                      ("blue.png", np.array([[[1, 1, 0], [2, 2, 2]]], np.uint8))):
+        with pytest.raises(ValueError, match=rf"^label map .*{name} has colour channels \(mode "
+                                             r"RGB\); expected a single-channel PNG of class ids"
+                                             r" \(mode L, P or I\)$"):
+            load_label_map(saved(name, Image.fromarray(arr)))
+    la = Image.fromarray(np.full((1, 2, 2), 5, np.uint8), "LA")
+    with pytest.raises(ValueError, match=r"has colour channels \(mode LA\)"):
+        load_label_map(saved("la.png", la))
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"^cannot read label map .*bad\.png: "):
+        load_label_map(tmp_path / "bad.png")
+    for missing in (tmp_path / "nope.png", tmp_path):
+        with pytest.raises(FileNotFoundError, match=r"^label file not found: "):
+            load_label_map(missing)
+
+
+def test_resize_image_is_bicubic_to_height_by_width():
+    from PIL import Image
+
+    from ganblocks.data.transforms import resize_image
+
+    arr = np.random.default_rng(0).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    img = Image.fromarray(arr)
+    assert resize_image(img, (6, 10)) is img
+    out = resize_image(img, (3, 4))
+    assert out.size == (4, 3)
+    expected = img.resize((4, 3), resample=Image.Resampling.BICUBIC)
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
+    assert not np.array_equal(np.asarray(out),
+                              np.asarray(img.resize((4, 3), resample=Image.Resampling.BILINEAR)))
+
+
+def test_resize_label_nearest_to_height_by_width():
+    from ganblocks.data.transforms import resize_label
+
+    lab = np.array([[0, 1, 2], [3, 4, 5]])
+    assert resize_label(lab, (2, 3)) is lab
+    out = resize_label(lab, (4, 6))
+    assert out.dtype == np.int64 and out.shape == (4, 6)
+    assert out.tolist() == np.repeat(np.repeat(lab, 2, 0), 2, 1).tolist()
+    assert resize_label(lab, (2, 6)).tolist() == np.repeat(lab, 2, 1).tolist()
+    assert resize_label(np.array([[7, 8]], np.uint8), (1, 4)).tolist() == [[7, 7, 8, 8]]
+    strided = np.arange(12).reshape(3, 4)[:, ::2]  # not contiguous
+    assert resize_label(strided, (3, 4)).tolist() == np.repeat(strided, 2, 1).tolist()
+    with pytest.raises(ValueError, match=r"^label values out of int32 range: \[-2147483649, "
+                                         r"2147483648\]$"):
+        resize_label(np.array([[-(2**31) - 1, 2**31]]), (2, 2))
+
+
+def test_image_to_tensor_values_layout_and_checks():
+    from PIL import Image
+
+    from ganblocks.data.transforms import image_to_tensor
+
+    arr = np.zeros((2, 3, 3), np.uint8)
+    arr[0, 1, 2], arr[1, 2, 0] = 255, 51
+    t = image_to_tensor(arr)
+    assert t.shape == (3, 2, 3) and t.dtype == torch.float32 and t.is_contiguous()
+    assert t[2, 0, 1].item() == 1.0 and t[0, 1, 2].item() == pytest.approx(-0.6)
+    assert t[1, 0, 0].item() == -1.0
+    assert torch.equal(image_to_tensor(Image.fromarray(arr)), t)
+    for bad in (np.zeros((2, 3), np.uint8), np.zeros((2, 3, 4), np.uint8),
+                np.zeros((2, 3, 3), np.float32), np.zeros((1, 2, 3, 3), np.uint8)):
+        message = f"image must be uint8 [H, W, 3], got {bad.dtype} {bad.shape}"
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            image_to_tensor(bad)
+
+
+def test_hflip_pair_checks_both_axes_and_mirrors_batches():
+    from ganblocks.data.transforms import hflip_pair
+
+    img = torch.arange(24.0).view(2, 1, 3, 4)
+    lab = torch.arange(24).view(2, 3, 4)
+    fi, fl = hflip_pair(img, lab)
+    assert torch.equal(fi, img.flip(-1)) and torch.equal(fl, lab.flip(-1))
+    for bad in (torch.zeros(2, 3, 5), torch.zeros(2, 2, 4)):
+        with pytest.raises(ValueError, match=r"^image \[\.\.\., C, H, W\] and label \[\.\.\., H, "
+                                             r"W\] sizes differ: \(2, 1, 3, 4\) vs \(2, "):
+            hflip_pair(img, bad)
+
+
+# -- the paired data set: keys, fingerprints, coins, arguments and items (seed-10 hardening) ----
+
+
+def test_split_key_forms_ranges_and_messages():
+    from ganblocks.data import split_key
+
+    assert split_key(0, 1) == (0, None)
+    assert split_key([2, 1], 5) == (2, True) and split_key((np.int64(-5), 0), 5) == (0, False)
+    flip = split_key((1, np.bool_(True)), 5)[1]
+    assert flip is True
+    for bad in ((1, 2, 3), [1]):
+        with pytest.raises(TypeError, match=r"^key must be an index or a pair \(index, flip\), "
+                                            r"got "):
+            split_key(bad, 5)
+    for bad, kind in ((True, "bool"), (1.0, "float"), ("1", "str"), ((None, True), "NoneType")):
+        with pytest.raises(TypeError, match=rf"^index must be an int, got {kind}$"):
+            split_key(bad, 5)
+    for bad in (5, -6, 10):
+        with pytest.raises(IndexError, match=rf"^index {bad} out of range for a data set of 5 "
+                                             r"items$"):
+            split_key(bad, 5)
+    assert split_key(-1, 5) == (4, None) and split_key(4, 5) == (4, None)
+
+
+def test_fingerprint_is_blake2b_of_the_names_each_ended_by_a_zero_byte():
+    from ganblocks.data import fingerprint
+
+    assert fingerprint(["a.png", "b.png"]) == hashlib.blake2b(
+        b"a.png\0b.png\0", digest_size=8).hexdigest()
+    assert fingerprint([]) == hashlib.blake2b(b"", digest_size=8).hexdigest()
+    assert fingerprint(["ab"]) != fingerprint(["a", "b"])
+    assert fingerprint(["é"]) == hashlib.blake2b("é\0".encode(), digest_size=8).hexdigest()
+
+
+def test_flip_coins_seed_from_the_process_when_not_given(monkeypatch):
+    import os
+
+    from ganblocks.data import FlipRNG
+
+    def stream(seed, n=24):
+        gen = torch.Generator().manual_seed(seed)
+        return [bool(torch.randint(0, 2, (1,), generator=gen).item()) for _ in range(n)]
+
+    torch.manual_seed(1234)
+    coin = FlipRNG()
+    assert [coin.coin() for _ in range(24)] == stream(1234)
+    # Seeds beyond 63 bits wrap (torch's generators take [0, 2**63)).
+    big = FlipRNG(2**63 + 9)
+    assert [big.coin() for _ in range(24)] == stream(9)
+    # In another process (a forked worker) the generator starts over from the seed.
+    seeded = FlipRNG(9)
+    first = [seeded.coin() for _ in range(12)]
+    assert first == stream(9, 12)
+    pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: pid + 1)
+    assert [seeded.coin() for _ in range(12)] == first
+    assert FlipRNG(3).__getstate__() == {"seed": 3}
+
+
+def _raw_loader(raw):
+    return raw.__getitem__
+
+
+def test_paired_data_set_arguments_by_name(tmp_path):
+    from ganblocks.data import PairedImageLabelDataset as P
+
+    with pytest.raises(ValueError, match=r"^images and labels must have the same length, got 2 "
+                                         r"and 1$"):
+        P(["a", "b"], ["a"], num_classes=2)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=rf"^num_classes must be >= 1, got {bad}$"):
+            P(["a"], ["a"], num_classes=bad)
+    assert P(["a"], ["a"], num_classes=1).class_names == ["class_0"]
+    for bad in (-1, 3):
+        with pytest.raises(ValueError, match=r"^dontcare_index must be in \[0, 3\) or None$"):
+            P(["a"], ["a"], num_classes=3, dontcare_index=bad)
+    assert P(["a"], ["a"], num_classes=3, dontcare_index=0).dontcare_index == 0
+    assert P(["a"], ["a"], num_classes=3, dontcare_index=2).dontcare_index == 2
+    with pytest.raises(ValueError, match=r"^class_names must have 3 entries, got 2$"):
+        P(["a"], ["a"], num_classes=3, class_names=["x", "y"])
+    named = P(["a"], ["a"], num_classes=2, class_names=("sky", "road"))
+    assert named.class_names == ["sky", "road"]
+    with pytest.raises(ValueError, match=r"^item_names must have one entry per image$"):
+        P(["a", "b"], ["a", None], num_classes=2, item_names=["x"])
+    ds = P([tmp_path / "a.png", "b.png"], [None, "b"], num_classes=2, resolution=4, flip=1,
+           label_lut=np.array([0, 1], np.uint8))
+    assert ds.item_names == [str(tmp_path / "a.png"), "b.png"]
+    assert ds.resolution == (4, 4) and ds.flip is True and ds.label_lut.dtype == np.int64
+    assert ds.labelled_mask.tolist() == [False, True] and len(ds) == 2
+    assert ds.has_label(1) is True and ds.has_label(0) is False
+    assert ds.label_loader.__name__ == "load_label_map"
+    assert ds.fingerprint == fingerprint_of([str(tmp_path / "a.png"), "b.png"])
+    assert repr(ds) == ("PairedImageLabelDataset(items=2, labelled=1, num_classes=2, "
+                        "resolution=(4, 4), flip=True)")
+    with pytest.raises(TypeError, match=r"^resolution must be an int or a pair"):
+        P(["a"], ["a"], num_classes=2, resolution=2.5)
+
+
+def fingerprint_of(names):
+    from ganblocks.data import fingerprint
+
+    return fingerprint(names)
+
+
+def test_subset_copies_the_chosen_items_in_order():
+    from ganblocks.data import PairedImageLabelDataset as P
+
+    ds = P(["a", "b", "c"], [None, "b", "c"], num_classes=2, item_names=["x", "y", "z"])
+    sub = ds.subset([-1, 0, np.int64(1)])
+    assert sub.images == ["c", "a", "b"] and sub.labels == ["c", None, "b"]
+    assert sub.item_names == ["z", "x", "y"] and sub.labelled_mask.tolist() == [True, False, True]
+    assert sub.fingerprint == fingerprint_of(["z", "x", "y"]) and len(sub) == 3
+    assert ds.images == ["a", "b", "c"] and ds.labelled_mask.tolist() == [False, True, True]
+    with pytest.raises(IndexError, match=r"^index 3 out of range"):
+        ds.subset([3])
+
+
+def test_label_remapping_ranges_and_messages():
+    from ganblocks.data import PairedImageLabelDataset as P
+
+    raw = {"top": np.array([[0, 3]]), "neg": np.array([[-2, 0]]), "far": np.array([[4, 0]]),
+           "big": np.array([[0, 2]]), "none": np.array([[1, 0]])}
+    lut = P(["a"] * 5, list(raw), num_classes=3, label_lut=[0, -1, 5, 2],
+            label_loader=_raw_loader(raw))
+    assert lut.load_label(0).tolist() == [[0, 2]]
+    with pytest.raises(ValueError, match=r"^label map neg: raw value -2 has no class \(expected "
+                                         r"raw values in \[0, 4\) for 3 classes\)$"):
+        lut.load_label(1)
+    with pytest.raises(ValueError, match=r"^label map far: raw value 4 has no class \(expected"):
+        lut.load_label(2)
+    with pytest.raises(ValueError, match=r"^label map big: value 5 is outside the class range "
+                                         r"\[0, 3\) \(num_classes=3\)$"):
+        lut.load_label(3)
+    with pytest.raises(ValueError, match=r"^label map none: raw value 1 has no class in a data "
+                                         r"set of 3 classes$"):
+        lut.load_label(4)
+    plain = P(["a"] * 3, ["top", "neg", "big"], num_classes=3, label_loader=_raw_loader(raw))
+    with pytest.raises(ValueError, match=r"^label map top: value 3 is outside the class range "
+                                         r"\[0, 3\) \(num_classes=3\)$"):
+        plain.load_label(0)
+    with pytest.raises(ValueError, match=r"^label map neg: value -2 is outside"):
+        plain.load_label(1)
+    assert plain.load_label(2).tolist() == [[0, 2]]
+
+
+def test_items_sizes_labels_flips_and_the_small_image_warning(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    from ganblocks.data import PairedImageLabelDataset as P
+
+    arr = np.arange(2 * 4 * 3, dtype=np.uint8).reshape(2, 4, 3) * 10
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    raw = {"l": np.array([[0, 1, 2, 0], [1, 1, 0, 2]])}
+    ds = P([tmp_path / "a.png"], ["l"], num_classes=3, label_loader=_raw_loader(raw))
+    item = ds.get_item(0)
+    assert item["image"].shape == (3, 2, 4) and item["has_label"] is True and item["index"] == 0
+    assert torch.equal(item["image"], torch.from_numpy(arr).permute(2, 0, 1).float() / 127.5 - 1)
+    assert item["label"].dtype == torch.int64 and item["label"].tolist() == raw["l"].tolist()
+    flipped = ds[(-1, True)]
+    assert torch.equal(flipped["image"], item["image"].flip(-1))
+    assert flipped["label"].tolist() == raw["l"][:, ::-1].tolist() and flipped["index"] == 0
+    bare = ds.get_item(0, with_label=False)
+    assert bare["has_label"] is False and bare["label"].tolist() == [[0] * 4] * 2
+    # A random flip: a fair coin when the data set flips, never otherwise.
+    coin = P([tmp_path / "a.png"], ["l"], num_classes=3, label_loader=_raw_loader(raw),
+             flip=True, seed=0)
+    got = [torch.equal(coin[0]["image"], item["image"].flip(-1)) for _ in range(16)]
+    gen = torch.Generator().manual_seed(0)
+    assert got == [bool(torch.randint(0, 2, (1,), generator=gen).item()) for _ in range(16)]
+    assert all(torch.equal(ds[0]["image"], item["image"]) for _ in range(4))
+    # Up-scaled twice or more on either axis: one warning, naming the first such image.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P([tmp_path / "a.png"], [None], num_classes=2, resolution=(3, 7)).get_item(0)
+    warned = P([tmp_path / "a.png"] * 2, [None] * 2, num_classes=2, resolution=(4, 4))
+    with pytest.warns(UserWarning, match=r"^image .*a\.png is 4x2 \(WxH\), much smaller than "
+                                         r"the resolution 4x4 it is upscaled to \(other such "
+                                         r"images are not reported\)$"):
+        warned.get_item(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warned.get_item(1)["image"].shape == (3, 4, 4)
+
+
+def test_aspect_mismatch_message_names_both_files_and_sizes(tmp_path):
+    from ganblocks.data import PairedImageLabelDataset as P
+
+    image = _png(tmp_path / "a.png", 100, 50)
+    raw = {"bad": np.zeros((52, 100), np.int64), "ok": np.zeros((51, 100), np.int64)}
+    ds = P([image, image], ["bad", "ok"], num_classes=2, label_loader=_raw_loader(raw))
+    with pytest.raises(ValueError, match=r"^image .*a\.png is 100x50 \(WxH\) but its label map "
+                                         r"bad is 100x52: different aspect ratios, wrong "
+                                         r"pairing\?$"):
+        ds.get_item(0)
+    assert ds.get_item(1)["label"].shape == (50, 100)
