@@ -492,3 +492,83 @@ def test_ada_saturation_factors_are_log_normal(std):
     log2 = torch.log2(factor)
     assert abs(float(log2.mean())) < 0.06 * std
     assert float(log2.std()) == pytest.approx(std, rel=0.05)
+
+
+def test_diff_augment_policy_parsing_and_its_messages():
+    from ganblocks.augment import POLICIES, diff_augment
+    from ganblocks.augment.diffaugment import _parse_policy
+
+    assert POLICIES == ("color", "translation", "cutout")
+    assert _parse_policy("cutout, color") == ["cutout", "color"]
+    assert _parse_policy(("translation", " cutout")) == ["translation", "cutout"]
+    assert _parse_policy("") == [] and _parse_policy([]) == [] and _parse_policy(" , ") == []
+    for bad in (3, None, ["color", 3], {"color"}, b"color"):
+        with pytest.raises(TypeError, match=r"^policy: expected a comma-separated string or a "
+                                            r"list of names, got "):
+            _parse_policy(bad)
+    with pytest.raises(ValueError, match=r"^policy: unknown augmentation\(s\) \['zoom', 'Color'\]"
+                                         r"; expected names from \('color', 'translation', "
+                                         r"'cutout'\)$"):
+        _parse_policy("color,zoom,Color")
+    x = torch.randn(2, 3, 4, 4)
+    assert diff_augment(x, "") is x and diff_augment(x, []) is x
+    label = torch.zeros(2, 4, 4, dtype=torch.long)
+    same_x, same_label = diff_augment(x, " ", label=label)
+    assert same_x is x and same_label is label
+
+
+def test_diff_augment_default_policy_and_order_of_application():
+    from ganblocks.augment import diff_augment
+
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def run(*policy):
+        return diff_augment(x, *policy, generator=torch.Generator().manual_seed(2))
+
+    assert torch.equal(run(), run("color,translation,cutout"))
+    assert not torch.equal(run(), run("color,translation"))
+    assert not torch.equal(run("color,translation"), run("translation,color"))
+    assert not torch.equal(run("translation"), x)
+
+
+def test_diff_augment_ratio_bounds_and_messages():
+    from ganblocks.augment import diff_augment
+
+    x = torch.randn(2, 3, 8, 8)
+    for ratio in (0.0, 1.0):
+        assert diff_augment(x, "translation", translation_ratio=ratio).shape == x.shape
+    assert torch.equal(diff_augment(x, "translation", translation_ratio=0.0), x)
+    cut = diff_augment(x, "cutout", cutout_ratio=0.0)
+    assert torch.equal(cut, x)
+    for bad in (-0.01, 1.01):
+        with pytest.raises(ValueError, match=rf"^translation_ratio: expected a value in \[0, 1\], "
+                                             rf"got {bad}$"):
+            diff_augment(x, "translation", translation_ratio=bad)
+        with pytest.raises(ValueError, match=rf"^cutout_ratio: expected a value in \[0, 1\], "
+                                             rf"got {bad}$"):
+            diff_augment(x, "cutout", cutout_ratio=bad)
+    with pytest.raises(TypeError, match=r"^label_fill: expected an int, got float$"):
+        diff_augment(x, "cutout", label_fill=0.0)
+
+
+def test_diff_augment_translation_and_cutout_draws_written_out():
+    """translation: one [B, 2] uniform draw, tx from column 0 (along the width), ty from column
+    1; cutout: one [B, 2] uniform draw of the centres (x, y) - with the float64 images taking
+    float64 copies of float32 draws."""
+    from ganblocks.augment import cutout, diff_augment
+    from ganblocks.augment.geometric import translate2d
+    from ganblocks.augment.sampling import warp_affine
+
+    x = torch.randn(5, 2, 12, 16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    label = torch.randint(1, 5, (5, 12, 16), generator=torch.Generator().manual_seed(4))
+    y, lab = diff_augment(x, "translation,cutout", label=label, label_fill=7,
+                          translation_ratio=0.25, cutout_ratio=0.5,
+                          generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    shift = torch.rand(5, 2, generator=g).double()
+    tx = torch.floor(shift[:, 0] * 9) - 4  # s = int(16 * 0.25 + 0.5) = 4
+    ty = torch.floor(shift[:, 1] * 7) - 3  # s = int(12 * 0.25 + 0.5) = 3
+    ex, el = warp_affine(x, translate2d(tx, ty), label=label, padding="zeros", label_fill=7)
+    ex, el = cutout(ex, torch.rand(5, 2, generator=g).double(), 0.5, label=el, label_fill=7)
+    assert y.dtype == torch.float64
+    assert torch.equal(y, ex) and torch.equal(lab, el)
