@@ -145,3 +145,142 @@ def test_reported_error_is_relative_to_the_reference(built, capsys, monkeypatch)
     assert ops_main.self_check(torch.device("cpu"), torch.float32, 1) is False
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  filter2d ")]
     assert line.split()[1] == "1.00e+00"
+
+
+# ---- seed-10 hardening: the workload, the report's format and the CUDA branch (faked) ---------
+
+
+def test_tolerances_per_dtype():
+    expected = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 3e-3,
+                torch.bfloat16: 2e-2}
+    assert dict(ops_main.TOLERANCE) == expected
+
+
+def test_cases_run_their_documented_workload(built):
+    """Written out: x [4, 32, 64, 64], xb [4, 64, 64, 64], b [64] and a 3 x 5 filter drawn in
+    that order from a generator seeded 0, and setup_filter([1, 3, 3, 1])."""
+    from ganblocks.ops import bias_act, downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 32, 64, 64, generator=gen)
+    xb = torch.randn(4, 64, 64, 64, generator=gen)
+    b = torch.randn(64, generator=gen)
+    f2 = torch.randn(3, 5, generator=gen)
+    f = setup_filter([1, 3, 3, 1])
+    cases = dict(ops_main._cases(torch.device("cpu"), torch.float32))
+    assert list(cases) == ["upsample2d", "downsample2d", "filter2d", "upfirdn2d 2-D filter",
+                           "upsample2d fwd+bwd", "bias_act lrelu", "bias_act lrelu fwd+bwd",
+                           "bias_act tanh clamp", "double backward (R1)"]
+
+    def same(name, expected):
+        got = cases[name]("ref")
+        assert len(got) == len(expected), name
+        for a, e in zip(got, expected):
+            torch.testing.assert_close(a, e, msg=name)
+
+    same("upsample2d", [upsample2d(x, f, impl="ref")])
+    same("downsample2d", [downsample2d(x, f, impl="ref")])
+    same("filter2d", [filter2d(x, f, impl="ref")])
+    same("upfirdn2d 2-D filter", [upfirdn2d(x, f2, up=2, down=3, padding=1, impl="ref")])
+    same("bias_act lrelu", [bias_act(xb, b, act="lrelu", impl="ref")])
+    same("bias_act tanh clamp", [bias_act(xb, b, act="tanh", clamp=0.5, impl="ref")])
+    # fwd+bwd: the output, then the gradients of its sum.
+    xl = x.clone().requires_grad_(True)
+    y = upsample2d(xl, f, impl="ref")
+    same("upsample2d fwd+bwd", [y.detach(), *torch.autograd.grad(y.sum(), xl)])
+    xl, bl = xb.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    y = bias_act(xl, bl, act="lrelu", impl="ref")
+    same("bias_act lrelu fwd+bwd", [y.detach(), *torch.autograd.grad(y.sum(), [xl, bl])])
+    xl = xb.clone().requires_grad_(True)
+    y = bias_act(upsample2d(xl, f, impl="ref"), None, act="lrelu", impl="ref")
+    (g,) = torch.autograd.grad(y.square().sum(), xl, create_graph=True)
+    same("double backward (R1)", [g.detach(), *torch.autograd.grad(g.square().sum(), xl)])
+
+
+def test_report_line_format_and_speed_up(built, capsys, monkeypatch):
+    cases = [("filter2d", lambda impl: (torch.ones(3) * (2 if impl == "native" else 1),)),
+             ("bias_act lrelu", lambda impl: (torch.ones(2),))]
+    monkeypatch.setattr(ops_main, "_cases", lambda device, dtype: cases)
+    times = iter([0.5, 0.25, 3.0, 1.0])  # ref, native of each case in turn
+    monkeypatch.setattr(ops_main, "_median_ms", lambda fn, device, reps: next(times))
+    assert ops_main.self_check(torch.device("cpu"), torch.float64, 3) is False
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        "", "self-check on cpu (float64):",
+        "  case                       max rel err    ref ms  native ms  speed-up"]
+    assert lines[3] == ("  filter2d                      1.00e+00      0.50       0.25"
+                        "      2.0x  MISMATCH")
+    assert lines[4] == "  bias_act lrelu                0.00e+00      3.00       1.00      3.0x"
+
+
+def test_median_ms_synchronises_cuda_around_each_repetition(monkeypatch):
+    synced, ticks = [], iter(range(100))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    monkeypatch.setattr(ops_main.time, "perf_counter", lambda: float(next(ticks)) / 1000)
+    dev = torch.device("cuda")
+    calls = []
+    ms = ops_main._median_ms(lambda: calls.append(len(synced)), dev, 4)
+    assert synced == [dev] * 8 and calls == [1, 3, 5, 7]
+    assert ms == pytest.approx(1.0)
+    # Four repetitions of 1, 4, 2 and 3 ms: the upper median, 3 ms.
+    ticks2 = iter([0.0, 0.001, 1.0, 1.004, 2.0, 2.002, 3.0, 3.003])
+    monkeypatch.setattr(ops_main.time, "perf_counter", lambda: next(ticks2))
+    assert ops_main._median_ms(lambda: None, torch.device("cpu"), 4) == pytest.approx(3.0)
+    assert len(synced) == 8  # no synchronisation on the CPU
+
+
+def test_report_header_and_default_repetitions(built, capsys, monkeypatch):
+    reps = []
+    monkeypatch.setattr(ops_main, "self_check", lambda dev, dtype, n: reps.append((dev, dtype, n))
+                        or True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert ops_main.main([]) == 0
+    assert reps == [(torch.device("cpu"), torch.float32, 5)]
+    out = capsys.readouterr().out.splitlines()
+    info = native.status()
+    assert out[:5] == [
+        "ganblocks.ops backends",
+        f"  GANBLOCKS_NATIVE : {info['mode']}",
+        f"  torch            : {torch.__version__} (CUDA {torch.version.cuda})",
+        f"  build flavour    : {info['flavour']}",
+        f"  build folder     : {info['build_dir']}",
+    ]
+    assert out[-1] == "self-check: passed"
+    assert ops_main.main(["--reps", "2"]) == 0 and reps[-1][2] == 2
+
+
+@pytest.mark.parametrize("verdicts", [(True, True), (True, False)])
+def test_the_cuda_branch_with_a_faked_gpu(built, capsys, monkeypatch, verdicts):
+    """With a GPU (faked: no kernel runs), each device is self-checked, and CUDA also runs
+    verify, whose disagreeing configurations are listed and fail the command."""
+    checked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(ops_main.native, "is_available", lambda dev=None: True)
+    monkeypatch.setattr(ops_main, "self_check",
+                        lambda dev, dtype, n: checked.append(dev.type) or True)
+    results = {("upfirdn2d", "a"): verdicts[0], ("bias_act", "b"): verdicts[1]}
+    monkeypatch.setattr(ops_main.native, "verify",
+                        lambda dev: checked.append(("verify", dev.type)) or results)
+    code = ops_main.main(["--reps", "1"])
+    out = capsys.readouterr().out
+    assert checked == ["cpu", "cuda", ("verify", "cuda")]
+    assert "  cuda             : native + ref (native dtypes: float16, bfloat16, float32, " \
+           "float64)" in out
+    if all(verdicts):
+        assert code == 0 and "\nverify on cuda: 2 configurations checked, 0 disagree\n" in out
+    else:
+        assert code == 1
+        assert "\nverify on cuda: 2 configurations checked, 1 disagree: ('bias_act', 'b')\n" in out
+        assert out.rstrip().endswith("self-check: FAILED")
+
+
+def test_a_gpu_without_native_kernels_is_reported_and_skipped(built, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(ops_main.native, "is_available", lambda dev=None: dev.type == "cpu")
+    monkeypatch.setattr(ops_main, "self_check", lambda dev, dtype, n: dev.type == "cpu")
+    monkeypatch.setattr(ops_main.native, "verify", lambda dev: pytest.fail("verify ran"))
+    assert ops_main.main([]) == 0
+    out = capsys.readouterr().out
+    assert "  cuda             : ref only (native dtypes: -)\n" in out
+    assert "  cpu              : native + ref (native dtypes: float32, float64, bfloat16, " \
+           "float16)\n" in out
