@@ -1211,3 +1211,355 @@ def test_native_upfirdn2d_refuses_a_filter_that_wants_a_gradient(built):
         y = un.upfirdn2d(x, f, p)
     assert y.shape == (1, 1, 2, 2)
     assert un.upfirdn2d(x, None, p).shape == (1, 1, 4, 4)
+
+
+# ---- _build: configuration, key, lock records, compiler call and cache steps (seed-10) --------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, "auto"), ("", "auto"), (" AUTO ", "auto"), ("1", "auto"), ("on", "auto"),
+     ("Yes", "auto"), ("true", "auto"), ("0", "off"), ("OFF", "off"), ("no", "off"),
+     ("false", "off"), ("None", "off"), (" require", "require"), ("Require", "require")],
+)
+def test_native_mode_spellings(monkeypatch, raw, expected):
+    if raw is None:
+        monkeypatch.delenv("GANBLOCKS_NATIVE", raising=False)
+    else:
+        monkeypatch.setenv("GANBLOCKS_NATIVE", raw)
+    assert _build.mode() == expected
+
+
+@pytest.mark.parametrize("raw", ["2", "required", "maybe", "o n"])
+def test_native_mode_refuses_other_values_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("GANBLOCKS_NATIVE", raw)
+    with pytest.raises(ValueError, match=rf"^GANBLOCKS_NATIVE: expected 'auto', '0' or "
+                                         rf"'require', got '{raw}'$"):
+        _build.mode()
+
+
+def test_cache_dir_skips_empty_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert _build.cache_dir() == tmp_path / "x" / "ganblocks"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    assert _build.cache_dir() == tmp_path / ".cache" / "ganblocks"
+    monkeypatch.setenv("GANBLOCKS_CSRC_DIR", "")
+    assert _build.source_dir() == CSRC
+
+
+def test_cpu_signature_keeps_the_instruction_set_lines(monkeypatch):
+    import io
+
+    text = ("processor : 0\nmodel name : Chip X\nflags : fpu sse2 avx2\ncpu MHz : 2000\n"
+            "processor : 1\nmodel name : Chip X\nflags : fpu sse2 avx2\nFeatures : neon\n")
+    monkeypatch.setattr(_build, "open", lambda *a, **k: io.StringIO(text), raising=False)
+    assert _build._cpu_signature() == "Features : neon|flags : fpu sse2 avx2|model name : Chip X"
+
+    def unreadable(*a, **k):
+        raise PermissionError("no /proc here")
+
+    monkeypatch.setattr(_build, "open", unreadable, raising=False)
+    monkeypatch.setattr(_build.platform, "processor", lambda: "")
+    monkeypatch.setattr(_build.platform, "machine", lambda: "riscv64")
+    assert _build._cpu_signature() == "riscv64"
+    monkeypatch.setattr(_build.platform, "processor", lambda: "Chip Y")
+    assert _build._cpu_signature() == "Chip Y"
+
+
+def test_cuda_arch_list_from_the_variable_or_the_visible_gpus(monkeypatch):
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.6+PTX")
+    assert _build._cuda_arch_list() == "8.6+PTX"
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "")
+    caps = {0: (8, 0), 1: (7, 5), 2: (8, 0), 3: (9, 0)}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: caps[i])
+    assert _build._cuda_arch_list() == "7.5;8.0;9.0"
+
+
+def test_build_spec_flags_names_and_what_the_key_follows(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "csrc"
+    shutil.copytree(CSRC, copy)
+    monkeypatch.setenv("GANBLOCKS_CSRC_DIR", str(copy))
+    monkeypatch.setattr(_build.sys, "platform", "linux")
+    monkeypatch.setattr(_build.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(_build, "_cpu_signature", lambda: "flags : avx2")
+    spec = _build.build_spec("cpu")
+    assert spec["cflags"] == ["-O3", "-fopenmp", "-DNDEBUG", "-march=native"]
+    assert spec["ldflags"] == ["-fopenmp"] and spec["flavour"] == "cpu"
+    assert spec["sources"] == [str(copy / n) for n in _build.CPU_SOURCES]
+    key = spec["key"]
+    assert re.fullmatch(r"[0-9a-f]{16}", key) and spec["name"] == f"ganblocks_native_cpu_{key}"
+
+    def key_now():
+        return _build.build_spec("cpu")["key"]
+
+    # Not part of the build: other files, and a source of the other flavour.
+    (copy / "README.txt").write_text("notes")
+    assert key_now() == key
+    with open(copy / "bias_act_cuda.cu", "a", encoding="utf-8") as fh:
+        fh.write("\n// a CUDA-only change\n")
+    assert key_now() == key
+    # Part of it: headers (.h and .cuh, by content and by name), the CPU signature with
+    # -march=native, the platform.
+    keys = {key}
+    with open(copy / "activations.h", "a", encoding="utf-8") as fh:
+        fh.write("\n// changed\n")
+    keys.add(key_now())
+    (copy / "extra.cuh").write_text("// new header\n")
+    keys.add(key_now())
+    monkeypatch.setattr(_build, "_cpu_signature", lambda: "flags : avx512f")
+    keys.add(key_now())
+    monkeypatch.setattr(_build.sys, "platform", "linux2")
+    keys.add(key_now())
+    assert len(keys) == 5
+    # Elsewhere than x86-64 Linux: no -march=native, and the CPU signature does not count.
+    monkeypatch.setattr(_build.platform, "machine", lambda: "aarch64")
+    arm = _build.build_spec("cpu")
+    assert arm["cflags"] == ["-O3", "-fopenmp", "-DNDEBUG"] and arm["key"] not in keys
+    monkeypatch.setattr(_build, "_cpu_signature", lambda: "flags : sve")
+    assert key_now() == arm["key"]
+    # CUDA: the arch list is part of the spec and of the key.
+    monkeypatch.setattr(_build, "_cuda_arch_list", lambda: "8.0")
+    cuda = _build.build_spec("cuda")
+    assert cuda["arch_list"] == "8.0" and cuda["cflags"][-1] == "-DGANBLOCKS_WITH_CUDA"
+    assert cuda["cuda_cflags"] == ["-O3", "--use_fast_math", "-DNDEBUG"]
+    assert cuda["name"] == f"ganblocks_native_cuda_{cuda['key']}"
+    monkeypatch.setattr(_build, "_cuda_arch_list", lambda: "9.0")
+    assert _build.build_spec("cuda")["key"] != cuda["key"]
+
+
+def test_build_dir_of_the_detected_flavour(monkeypatch):
+    monkeypatch.setattr(_build, "detect_flavour", lambda: "cpu")
+    cpu = _build.build_dir()
+    assert cpu == _build.build_dir("cpu") == (
+        _build.cache_dir() / "native" / f"cpu-{_build.build_spec('cpu')['key']}")
+
+
+def test_pid_alive_reads_the_kill_probe(monkeypatch):
+    assert _build._pid_alive(os.getpid()) is True
+
+    def kill_raising(exc):
+        def kill(pid, sig):
+            assert sig == 0
+            raise exc
+
+        return kill
+
+    for exc, alive in ((ProcessLookupError(), False), (PermissionError(), True),
+                       (OSError("other"), False)):
+        monkeypatch.setattr(_build.os, "kill", kill_raising(exc))
+        assert _build._pid_alive(12345) is alive
+
+
+def test_lock_records_read_and_described(tmp_path, monkeypatch):
+    import json
+    import socket
+    import time as time_mod
+
+    def read(content: bytes):
+        path = tmp_path / "rec"
+        path.write_bytes(content)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return _build.BuildLock._read(fd)
+        finally:
+            os.close(fd)
+
+    assert read(b"") is None and read(b"  \n") is None
+    assert read(json.dumps({"pid": 3}).encode()) == {"pid": 3}
+    assert read(b"x" * 300) == {"raw": "x" * 200}
+    assert read(b"\xff{") == {"raw": "\ufffd{"}
+    assert _build.BuildLock._read(-1) is None  # an unreadable descriptor
+    assert _build.describe_holder(None) == "unknown process"
+    assert _build.describe_holder({}) == "unknown process"
+    assert _build.describe_holder({"raw": "junk"}) == "unreadable lock content 'junk'"
+    when = time_mod.strftime("%Y-%m-%d %H:%M:%S", time_mod.localtime(1000))
+    assert _build.describe_holder({"pid": 7, "host": "elsewhere", "started": 1000}) == \
+        f"PID 7 on elsewhere, started {when}"
+    epoch = time_mod.strftime("%Y-%m-%d %H:%M:%S", time_mod.localtime(0))
+    here = socket.gethostname()
+    monkeypatch.setattr(_build, "_pid_alive", lambda pid: pid == 7)
+    assert _build.describe_holder({"pid": "7", "host": here}) == \
+        f"PID 7 on {here}, started {epoch}, running"
+    assert _build.describe_holder({"pid": 8, "host": here, "started": 1000}) == \
+        f"PID 8 on {here}, started {when}, no longer running"
+
+
+def test_build_lock_timeout_message_and_a_release_without_a_lock(tmp_path, monkeypatch):
+    fcntl = pytest.importorskip("fcntl")
+    import json
+    import types
+
+    now = [0.0]
+    clock = types.SimpleNamespace(monotonic=lambda: now[0], time=lambda: 0.0,
+                                  sleep=lambda s: now.__setitem__(0, now[0] + s))
+    monkeypatch.setattr(_build, "time", clock)
+    monkeypatch.setattr(_build, "describe_holder", lambda info: f"holder {info}")
+    path = tmp_path / "sub" / "x.lock"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"pid": 1}))
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock = _build.BuildLock(path, timeout=2.0, poll=0.5)
+        assert lock.poll == 0.5 and lock.timeout == 2.0 and lock.stale is None
+        with pytest.raises(TimeoutError, match=r"^waited 2 s for the build lock .*x\.lock held by "
+                                               r"holder \{'pid': 1\}; raise "
+                                               r"GANBLOCKS_BUILD_TIMEOUT \(seconds\) or end that "
+                                               r"process if it is hung$"):
+            lock.__enter__()
+        assert now[0] == 2.5 and lock.fd is None
+    finally:
+        os.close(fd)
+    assert _build.BuildLock(path, timeout=1).__exit__(None, None, None) is None
+    assert _build.BuildLock(tmp_path / "p.lock", timeout=1).poll == 0.2
+    with _build.BuildLock(tmp_path / "new" / "deep" / "y.lock", timeout=1) as lock:
+        assert lock.fd is not None and lock.stale is None  # folders made, no record before
+
+
+def test_compile_extension_calls_torch_with_the_spec(tmp_path, monkeypatch):
+    from torch.utils import cpp_extension
+
+    seen = []
+
+    def load(**kwargs):
+        seen.append((kwargs, os.environ.get("TORCH_CUDA_ARCH_LIST")))
+        return str(tmp_path / "lib.so")
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    spec = {"name": "n", "sources": ["a.cpp"], "cflags": ["-O3"], "cuda_cflags": ["-X"],
+            "ldflags": ["-l"], "flavour": "cuda", "arch_list": "8.0"}
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    assert _build.compile_extension(spec, tmp_path / "f") == tmp_path / "lib.so"
+    assert seen[-1] == (dict(name="n", sources=["a.cpp"], extra_cflags=["-O3"],
+                             extra_cuda_cflags=["-X"], extra_ldflags=["-l"],
+                             build_directory=str(tmp_path / "f"), with_cuda=True,
+                             is_python_module=False, verbose=False), "8.0")
+    assert "TORCH_CUDA_ARCH_LIST" not in os.environ  # unset again
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "7.0")
+    _build.compile_extension(spec, tmp_path / "f")
+    assert seen[-1][1] == "8.0" and os.environ["TORCH_CUDA_ARCH_LIST"] == "7.0"
+    cpu = dict(spec, flavour="cpu", arch_list=None)
+    _build.compile_extension(cpu, tmp_path / "f")
+    assert seen[-1][0]["with_cuda"] is False and seen[-1][1] == "7.0"
+    # A failing compiler still restores the variable.
+    monkeypatch.setattr(cpp_extension, "load", lambda **kw: (_ for _ in ()).throw(
+        RuntimeError("error: boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        _build.compile_extension(spec, tmp_path / "f")
+    assert os.environ["TORCH_CUDA_ARCH_LIST"] == "7.0"
+
+
+def test_writable_probe_and_finished_builds(tmp_path, monkeypatch):
+    assert _build._writable(tmp_path / "root") is None
+    assert (tmp_path / "root" / "native").is_dir()
+    assert list((tmp_path / "root" / "native").iterdir()) == []  # the probe is gone
+    (tmp_path / "file").write_text("")
+    reason = _build._writable(tmp_path / "file")
+    assert reason is not None and reason.startswith(("FileExistsError: ", "NotADirectoryError: "))
+    loaded = []
+    monkeypatch.setattr(torch.ops, "load_library", lambda p: loaded.append(p))
+    spec = {"flavour": "cpu", "key": "abc", "name": "lib"}
+    folder = tmp_path / "native" / "cpu-abc"
+    assert _build._load_finished(tmp_path, spec) == (folder, None)
+    folder.mkdir(parents=True)
+    (folder / "lib.so").write_text("")
+    assert _build._load_finished(tmp_path, spec) == (folder, None)  # no marker yet
+    (folder / "lib.so").unlink()
+    (folder / "build.json").write_text("{}")
+    assert _build._load_finished(tmp_path, spec) == (folder, None)  # no library
+    (folder / "lib.so").write_text("")
+    assert _build._load_finished(tmp_path, spec) == (folder, folder / "lib.so")
+    assert loaded == [str(folder / "lib.so")]
+
+
+def test_leftovers_reported_and_cleared(tmp_path):
+    import types
+
+    folder = tmp_path / "cpu-abc"
+    clean = types.SimpleNamespace(stale=None)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _build._clear_leftovers(folder, clean)  # nothing there: silent
+    (folder / "lock").mkdir(parents=True)
+    other = tmp_path / "cpu-abcd.tmp-1-x"  # another build's name: kept
+    other.mkdir()
+    abandoned = tmp_path / "cpu-abc.tmp-99-y"
+    abandoned.mkdir()
+    stale = types.SimpleNamespace(stale={"raw": "junk"})
+    with pytest.warns(_build.NativeBuildWarning) as rec:
+        _build._clear_leftovers(folder, stale)
+    assert str(rec[0].message) == (
+        f"ganblocks: cleared a stale build lock left by unreadable lock content 'junk', "
+        f"torch's build lock {folder / 'lock'}, a half-built folder in {tmp_path} (an earlier "
+        f"build of cpu-abc was interrupted); rebuilding the native kernels")
+    assert not folder.exists() and not abandoned.exists() and other.exists()
+    abandoned.mkdir()
+    with pytest.warns(_build.NativeBuildWarning, match=r"^ganblocks: cleared a half-built "
+                                                       r"folder in "):
+        _build._clear_leftovers(folder, clean)
+    assert not abandoned.exists()
+
+
+def test_compile_into_place_reports_and_records_the_build(tmp_path, monkeypatch, capsys):
+    import json
+
+    ticks = iter([10.0, 73.26])
+    monkeypatch.setattr(_build.time, "monotonic", lambda: next(ticks))
+
+    def compile_(spec, folder):
+        (folder / "lib_x.so").write_text("")
+        return folder / "lib_x.so"
+
+    monkeypatch.setattr(_build, "compile_extension", compile_)
+    folder = tmp_path / "cpu-k"
+    got = _build._compile_into_place({"flavour": "cpu", "key": "k", "name": "lib_x"}, folder)
+    assert got == folder / "lib_x.so"
+    assert json.loads((folder / "build.json").read_text()) == {
+        "torch": torch.__version__, "flavour": "cpu", "key": "k", "seconds": 63.3,
+        "library": "lib_x.so"}
+    err = capsys.readouterr().err
+    assert err == (f"ganblocks: compiling the native CPU kernels (once; about a minute, more on "
+                   f"a busy machine) into {folder}\n"
+                   "ganblocks: native kernels built in 63 s (cached for later runs)\n")
+
+
+def test_build_and_load_reads_the_lock_timeout_from_the_environment(tmp_path, monkeypatch):
+    timeouts = []
+
+    class Lock:
+        def __init__(self, path, *, timeout):
+            timeouts.append((path, timeout))
+            self.stale = None
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_build, "BuildLock", Lock)
+    monkeypatch.setattr(_build, "_compile_into_place", lambda spec, folder: folder / "lib.so")
+    folder = _build.build_dir("cpu")
+    monkeypatch.delenv("GANBLOCKS_BUILD_TIMEOUT", raising=False)
+    assert _build.build_and_load("cpu") == folder / "lib.so"
+    monkeypatch.setenv("GANBLOCKS_BUILD_TIMEOUT", "12.5")
+    _build.build_and_load("cpu")
+    lock_path = folder.with_name(folder.name + ".lock")
+    assert timeouts == [(lock_path, 1800.0), (lock_path, 12.5)]
+
+
+def test_failure_message_shows_error_lines_else_the_last_ones():
+    errors = "\n".join([f"note {i}" for i in range(5)] + [f"x.cpp: Error {i}" for i in range(15)])
+    got = _build.failure_message(RuntimeError(errors))
+    assert got == "RuntimeError: " + "\n    ".join(f"x.cpp: Error {i}" for i in range(12))
+    plain = "\n\n".join(f"line {i}" for i in range(20)) + "\n   \n"
+    assert _build.failure_message(OSError(plain)) == "OSError: " + "\n    ".join(
+        f"line {i}" for i in range(8, 20))
