@@ -220,8 +220,16 @@ class _Elementwise(Transform):
         return [self.unapply(x) for x in tensors]
 
 
+def _iterable_or_one(value: Any) -> Tuple[Any, ...]:
+    """``value``'s items, or ``value`` alone when it has none (a scalar, ``None``)."""
+    try:
+        return tuple(value)
+    except TypeError:
+        return (value,)
+
+
 def _dims(value: Union[int, Sequence[int]], name: str) -> Tuple[int, ...]:
-    items = (value,) if isinstance(value, int) else tuple(value)
+    items = (value,) if isinstance(value, int) else _iterable_or_one(value)
     if not items or not all(isinstance(d, int) and not isinstance(d, bool) for d in items):
         raise TypeError(f"{name}: expected an int or a non-empty sequence of ints, got {value!r}")
     return items
@@ -635,7 +643,7 @@ class _Template:
 
 
 def _strings(value: Union[str, Sequence[str]], name: str) -> Tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else tuple(value)
+    items = (value,) if isinstance(value, str) else _iterable_or_one(value)
     if not items or not all(isinstance(s, str) and s for s in items):
         raise TypeError(
             f"{name}: expected a key template or a non-empty list of them, got {value!r}"
