@@ -572,3 +572,22 @@ def test_diff_augment_translation_and_cutout_draws_written_out():
     ex, el = cutout(ex, torch.rand(5, 2, generator=g).double(), 0.5, label=el, label_fill=7)
     assert y.dtype == torch.float64
     assert torch.equal(y, ex) and torch.equal(lab, el)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_diff_augment_color_of_half_precision_images_stays_in_their_dtype(dtype):
+    """Colour draws are made in float32 and cast to the image's dtype before use: a half-precision
+    batch stays half precision, with the formula evaluated in that precision."""
+    from ganblocks.augment import diff_augment
+
+    x = torch.randn(3, 3, 4, 5, generator=torch.Generator().manual_seed(0)).to(dtype)
+    y = diff_augment(x, "color", generator=torch.Generator().manual_seed(2))
+    assert y.dtype == dtype
+    g = torch.Generator().manual_seed(2)
+    u1, u2, u3 = (torch.rand(3, 1, 1, 1, generator=g).to(dtype) for _ in range(3))
+    ref = x + (u1 - 0.5)
+    m = ref.mean(dim=1, keepdim=True)
+    ref = (ref - m) * (u2 * 2) + m
+    m = ref.mean(dim=(1, 2, 3), keepdim=True)
+    ref = (ref - m) * (u3 + 0.5) + m
+    assert torch.equal(y, ref)

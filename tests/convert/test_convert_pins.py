@@ -288,6 +288,7 @@ def test_state_dict_checks_and_their_listing():
     assert str(err) == ("mine: not the expected keys and shapes\n"
                         f"  unexpected keys: {shown} … and 2 more\n  missing keys: 'w'")
     assert isinstance(err, KeyError) and isinstance(err, ValueError)
+    assert err.args == (err.message,) == (str(err),)  # pickles and reprs with its message
     assert err.unexpected == [repr(k) for k in sd] and err.missing == ["'w'"]
     assert err.mismatched == [] and err.incomplete == []
     ten = {f"k{i:02d}": torch.zeros(1) for i in range(10)}

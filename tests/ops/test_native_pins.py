@@ -1549,7 +1549,10 @@ def test_build_and_load_reads_the_lock_timeout_from_the_environment(tmp_path, mo
     monkeypatch.setattr(_build, "_compile_into_place", lambda spec, folder: folder / "lib.so")
     folder = _build.build_dir("cpu")
     monkeypatch.delenv("GANBLOCKS_BUILD_TIMEOUT", raising=False)
-    assert _build.build_and_load("cpu") == folder / "lib.so"
+    (folder / "half").mkdir(parents=True)  # an interrupted build's folder: cleared first
+    with pytest.warns(_build.NativeBuildWarning, match=r"cleared a half-built folder"):
+        assert _build.build_and_load("cpu") == folder / "lib.so"
+    assert not folder.exists()
     monkeypatch.setenv("GANBLOCKS_BUILD_TIMEOUT", "12.5")
     _build.build_and_load("cpu")
     lock_path = folder.with_name(folder.name + ".lock")

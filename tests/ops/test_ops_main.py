@@ -175,6 +175,7 @@ def test_cases_run_their_documented_workload(built):
     def same(name, expected):
         got = cases[name]("ref")
         assert len(got) == len(expected), name
+        assert not any(t.requires_grad for t in got), name  # detached: no graph kept alive
         for a, e in zip(got, expected):
             torch.testing.assert_close(a, e, msg=name)
 
