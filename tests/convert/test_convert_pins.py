@@ -367,3 +367,13 @@ def test_converter_refuses_what_it_could_not_undo():
                         r"could not be undone \(a key of another layout, or a state dict "
                         r"converted already\?\)", through.convert, {"b.1": 1})
     assert through.invert({"b.1": 2, "z": 3}) == {"a.1": 2, "z": 3}
+
+
+def test_converter_takes_mappings_only():
+    c = StateDictConverter([Rule("a", "b")])
+    _raises(TypeError, r"state_dict: expected a mapping of key names to tensors, got list",
+            c.convert, [("a", torch.ones(1))])
+    _raises(TypeError, r"expected: expected a mapping of key names to tensors, got list",
+            c.convert, {"a": torch.ones(1)}, expected=["b"])
+    _raises(TypeError, r"expected: expected a mapping of key names to tensors, got tuple",
+            c.invert, {"b": torch.ones(1)}, expected=("a",))

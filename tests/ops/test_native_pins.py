@@ -817,14 +817,20 @@ def _swish_grads(x, b, dy, g, gain):
     return gain * z * s, dy * gain * d1, g * dy * gain * d2
 
 
-def test_bias_act_references_of_each_op_of_the_family():
-    from ganblocks.ops import _bias_act_native as ban
+def _swish_case(seed):
+    """x, dy, g [2, 3, 4], a bias [3] (float64) and swish parameters with gain 1.5 on axis 1."""
     from ganblocks.ops._params import ACTIVATIONS, BiasActParams
 
-    gen = torch.Generator().manual_seed(5)
+    gen = torch.Generator().manual_seed(seed)
     x, dy, g = (torch.randn(2, 3, 4, generator=gen, dtype=torch.float64) for _ in range(3))
     b = torch.randn(3, generator=gen, dtype=torch.float64)
-    p = BiasActParams(ACTIVATIONS["swish"], 1, 0.2, 1.5, None)
+    return x, dy, g, b, BiasActParams(ACTIVATIONS["swish"], 1, 0.2, 1.5, None)
+
+
+def test_bias_act_references_of_each_op_of_the_family():
+    from ganblocks.ops import _bias_act_native as ban
+
+    x, dy, g, b, p = _swish_case(5)
     y, dx, d = _swish_grads(x, b, dy, g, 1.5)
     torch.testing.assert_close(ban._ref_value("bias_act", None, x, b, p), y)
     got_dx = ban._ref_value("bias_act_grad", dy, x, b, p)
@@ -1566,3 +1572,33 @@ def test_failure_message_shows_error_lines_else_the_last_ones():
     plain = "\n\n".join(f"line {i}" for i in range(20)) + "\n   \n"
     assert _build.failure_message(OSError(plain)) == "OSError: " + "\n    ".join(
         f"line {i}" for i in range(8, 20))
+
+
+@pytest.mark.parametrize("act", ["lrelu", "swish"])
+def test_bias_act_double_backward_through_both_gradients(built, act):
+    """The second-order term reaches x and b through dx and db together: the two contributions
+    are summed (neither one replaces the other)."""
+    from ganblocks.ops import bias_act
+
+    x0, b0 = _bias_act_inputs()
+
+    def run(impl):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        y = bias_act(x, b, act=act, impl=impl)
+        gx, gb = torch.autograd.grad(y.square().sum(), [x, b], create_graph=True)
+        return torch.autograd.grad(gx.square().sum() + (gb ** 3).sum(), [x, b])
+
+    for a, e in zip(run("native"), run("ref")):
+        torch.testing.assert_close(a, e)
+
+
+def test_bias_act_reference_outputs_of_the_second_derivative_take_g_first():
+    from ganblocks.ops import _bias_act_native as ban
+
+    x, dy, g, b, p = _swish_case(8)
+    _, _, d = _swish_grads(x, b, dy, g, 1.5)
+    got, db = ban._ref_outputs("bias_act_grad2", (g, dy), x, b, p, True)
+    torch.testing.assert_close(got, d)
+    torch.testing.assert_close(db, d.sum((0, 2)))
+    got1 = ban._ref_outputs("bias_act_grad", (dy,), x, b, p, None)
+    torch.testing.assert_close(got1, _swish_grads(x, b, dy, g, 1.5)[1])

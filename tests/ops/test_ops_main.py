@@ -285,3 +285,16 @@ def test_a_gpu_without_native_kernels_is_reported_and_skipped(built, capsys, mon
     assert "  cuda             : ref only (native dtypes: -)\n" in out
     assert "  cpu              : native + ref (native dtypes: float32, float64, bfloat16, " \
            "float16)\n" in out
+
+
+def test_each_timing_runs_its_own_path_reps_times(capsys, monkeypatch):
+    calls = []
+
+    def run(impl):
+        calls.append(impl)
+        return (torch.ones(2),)
+
+    monkeypatch.setattr(ops_main, "_cases", lambda device, dtype: [("filter2d", run)])
+    assert ops_main.self_check(torch.device("cpu"), torch.float32, 3) is True
+    assert calls == ["ref", "native"] + ["ref"] * 3 + ["native"] * 3
+    assert "MISMATCH" not in capsys.readouterr().out
