@@ -381,6 +381,9 @@ def test_high_depth_images_to_8_bit_exactly():
     f32 = np.float32
     assert grey(np.array([[-1.0, 0.25, 1.0, 0.0]], f32), "F") == [0, 64, 255, 0]
     assert grey(np.array([[2.0, 300.0, -5.0, 1.0]], f32), "F") == [2, 255, 0, 1]
+    # Scaled in float64: 0.25294119 (float32) x 255 is 64.500004, so 65; in float32 the product
+    # rounds to 64.5 exactly, and that to the even 64.
+    assert grey(np.array([[0.25294119119644165]], f32), "F") == [65]
     with np.errstate(invalid="ignore"):  # NaN is left out of the range (its byte: whatever)
         assert grey(np.array([[np.nan, 0.5, 1.0]], f32), "F")[1:] == [128, 255]
     assert grey(np.array([[0, 257, 65535, 32896]], np.uint16), "I;16") == [0, 1, 255, 128]

@@ -1146,6 +1146,9 @@ def test_launch_path_exactly(shape, cl, dtype, w, args, expected):
         # The separable passes past the 1-D grid: channels enough to stride.
         ((4, 2, 512, 512), False, torch.float32, (9,), (1, 1, 1, 1, 4, 4, 4, 4),
          [(1, 2, 512, 512), (1, 5, 512, 512)]),
+        # ... unless the first input already strides: 4 x 1024 x 1024 outputs.
+        ((1, 4, 1024, 1024), False, torch.float32, (9,), (1, 1, 1, 1, 4, 4, 4, 4),
+         [(1, 4, 1024, 1024)]),
     ],
 )
 def test_upfirdn2d_check_shapes_exactly(shape, cl, dtype, w, args, expected):
@@ -1322,6 +1325,12 @@ def test_build_spec_flags_names_and_what_the_key_follows(tmp_path, monkeypatch):
     monkeypatch.setattr(_build.sys, "platform", "linux2")
     keys.add(key_now())
     assert len(keys) == 5
+    # The machine's name in any case: "X86_64" is x86-64 too (and the same build).
+    monkeypatch.setattr(_build.platform, "machine", lambda: "X86_64")
+    upper = _build.build_spec("cpu")
+    assert upper["cflags"][-1] == "-march=native" and upper["key"] == key_now()
+    monkeypatch.setattr(_build.platform, "machine", lambda: "x86_64")
+    assert key_now() == upper["key"]
     # Elsewhere than x86-64 Linux: no -march=native, and the CPU signature does not count.
     monkeypatch.setattr(_build.platform, "machine", lambda: "aarch64")
     arm = _build.build_spec("cpu")
@@ -1602,3 +1611,16 @@ def test_bias_act_reference_outputs_of_the_second_derivative_take_g_first():
     torch.testing.assert_close(db, d.sum((0, 2)))
     got1 = ban._ref_outputs("bias_act_grad", (dy,), x, b, p, None)
     torch.testing.assert_close(got1, _swish_grads(x, b, dy, g, 1.5)[1])
+
+
+def test_build_lock_file_is_readable_by_all_and_writable_by_its_owner(tmp_path):
+    pytest.importorskip("fcntl")
+    import stat
+
+    old = os.umask(0)
+    try:
+        with _build.BuildLock(tmp_path / "m.lock", timeout=1):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.lock").stat().st_mode) == 0o644

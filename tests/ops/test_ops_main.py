@@ -298,3 +298,21 @@ def test_each_timing_runs_its_own_path_reps_times(capsys, monkeypatch):
     assert ops_main.self_check(torch.device("cpu"), torch.float32, 3) is True
     assert calls == ["ref", "native"] + ["ref"] * 3 + ["native"] * 3
     assert "MISMATCH" not in capsys.readouterr().out
+
+
+def test_rel_err_compares_in_float64_whatever_the_shapes():
+    # A half-precision vector against a 0-d float64 reference: 1.0001 and 1 differ by 1e-4 in
+    # float64 (in float16 both are 1).
+    half, dbl = torch.ones(3, dtype=torch.float16), torch.tensor(1.0001, dtype=torch.float64)
+    assert ops_main._rel_err(half, dbl) == pytest.approx(1e-4 / 1.0001, rel=1e-6)
+    assert ops_main._rel_err(dbl, half) == pytest.approx(1e-4, rel=1e-6)
+
+
+@pytest.mark.parametrize(("off", "passes"), [(0.95e-4, True), (1.05e-4, False)])
+def test_double_backward_tolerance_is_exactly_ten_times(capsys, monkeypatch, off, passes):
+    def run(impl):
+        return (torch.ones(4, dtype=torch.float64) * (1 + off if impl == "native" else 1),)
+
+    monkeypatch.setattr(ops_main, "_cases", lambda device, dtype: [("double backward (R1)", run)])
+    assert ops_main.self_check(torch.device("cpu"), torch.float32, 1) is passes
+    assert ("MISMATCH" in capsys.readouterr().out) is not passes
