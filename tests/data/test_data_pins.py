@@ -710,3 +710,23 @@ def test_aspect_mismatch_message_names_both_files_and_sizes(tmp_path):
                                          r"pairing\?$"):
         ds.get_item(0)
     assert ds.get_item(1)["label"].shape == (50, 100)
+
+
+def test_32_bit_images_are_16_bit_data_up_to_65535_exactly():
+    """Mode "I" holds 16-bit data when its largest value is at most 65535: 65535 alone is white
+    (scaled by 255 / 65535), 65536 alone already means 32-bit data (scaled by 255 / (2**32 - 1),
+    so nearly black)."""
+    from PIL import Image
+
+    from ganblocks.data.transforms import _to_8bit
+
+    def grey(values):
+        return np.asarray(_to_8bit(Image.fromarray(np.array([values], np.int32))))[0].tolist()
+
+    assert grey([65535, 0]) == [255, 0]
+    assert grey([65536, 0]) == [0, 0]
+    assert grey([0, 0]) == [0, 0]  # all black: the 16-bit scale, no division by zero
+    assert grey([2**31 - 1, 2**24]) == [127, 1]
+    # 1086374081 / 16843009 = 64.50000003: just past a rounding boundary on the scale of
+    # 2**32 - 1 (on one of 2**32 + 1 it would fall just below it, to 64)
+    assert grey([1086374081, 1086374080]) == [65, 64]

@@ -1624,3 +1624,100 @@ def test_build_lock_file_is_readable_by_all_and_writable_by_its_owner(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "m.lock").stat().st_mode) == 0o644
+
+
+# ---- _build: where its notices point, builds finished elsewhere (hardening before seed 11) ----
+
+
+def _fake_library_compiler(calls):
+    """Records the folder and leaves an empty library there (nothing is compiled)."""
+    return lambda spec, folder: calls.append(Path(folder)) or _touch(
+        Path(folder) / f"{spec['name']}.so")
+
+
+def _touch(path):
+    path.write_bytes(b"")
+    return path
+
+
+def _native_notices(records):
+    return [w for w in records if issubclass(w.category, _build.NativeBuildWarning)
+            and "no CUDA toolkit" not in str(w.message)]
+
+
+def test_build_notices_point_at_the_caller_of_ensure_built(tmp_path, monkeypatch):
+    """Both notices of a build (leftovers cleared, an unwritable cache) are attributed to the
+    code that asked for the kernels (here: this test, the caller of ``ensure_built``)."""
+    import tempfile
+    import warnings
+
+    monkeypatch.setenv("GANBLOCKS_NATIVE", "auto")
+    monkeypatch.setattr(_build, "detect_flavour", lambda: "cpu")
+    monkeypatch.setattr(_build, "compile_extension", _fake_library_compiler([]))
+    monkeypatch.setattr(torch.ops, "load_library", lambda path: None)
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(tmp_path / "cache"))
+    (_build.build_dir("cpu") / "half").mkdir(parents=True)
+    with isolated_state(), warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        _dispatch.ensure_built(warn_failure=False)
+    (cleared,) = _native_notices(rec)
+    assert str(cleared.message).startswith("ganblocks: cleared a half-built folder in ")
+    assert cleared.filename == __file__
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(blocker / "cache"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    with isolated_state(), warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        _dispatch.ensure_built(warn_failure=False)
+    (fallback,) = _native_notices(rec)
+    assert str(fallback.message).startswith(f"ganblocks: the build cache {blocker / 'cache'} is "
+                                            "not writable (")
+    assert fallback.filename == __file__
+
+
+def test_build_and_load_takes_builds_finished_elsewhere(tmp_path, monkeypatch):
+    """A build finished by another process while this one waited for the lock is loaded, not
+    rebuilt; so is a finished build in the fallback cache when the cache is not writable."""
+    import json
+    import tempfile
+
+    calls, loaded = [], []
+    monkeypatch.setattr(_build, "compile_extension", _fake_library_compiler(calls))
+    monkeypatch.setattr(torch.ops, "load_library", lambda path: loaded.append(path))
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(tmp_path / "cache"))
+    spec = _build.build_spec("cpu")
+    folder = _build.build_dir("cpu")
+
+    def finish(root):
+        done = root / "native" / folder.name
+        done.mkdir(parents=True)
+        (done / "build.json").write_text(json.dumps({"key": spec["key"]}))
+        (done / f"{spec['name']}.so").write_bytes(b"")
+        return done / f"{spec['name']}.so"
+
+    class Lock:  # the other process finishes while we wait for the lock
+        def __init__(self, path, *, timeout):
+            self.stale = None
+
+        def __enter__(self):
+            self.library = finish(tmp_path / "cache")
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(_build, "BuildLock", Lock)
+    assert _build.build_and_load("cpu") == folder / f"{spec['name']}.so"
+    assert calls == [] and loaded == [str(folder / f"{spec['name']}.so")]
+    # A finished build where the cache is not writable: its fallback's build is loaded.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GANBLOCKS_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(_build, "BuildLock", lambda *a, **k: pytest.fail("locked"))
+    library = finish(_build._fallback_cache())
+    with pytest.warns(_build.NativeBuildWarning, match="is not writable"):
+        assert _build.build_and_load("cpu") == library
+    assert calls == [] and loaded[-1] == str(library)
