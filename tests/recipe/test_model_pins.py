@@ -337,3 +337,18 @@ def test_parameter_counts_of_the_parts_cover_each_model_whole():
                      "D segmentation head (ASPP + decoder)": 4652}
     assert sum(v for k, v in sizes.items() if k[0] == "G") == count_parameters(G)
     assert sum(v for k, v in sizes.items() if k[0] == "D") == count_parameters(D) == 10101
+
+
+def test_a_per_pixel_z_constant_over_the_image_is_the_vector_z():
+    """A per-pixel ``z_c [B, z_dim, H, W]`` at the model's resolution is nearest-resized per map;
+    the same latent at every pixel gives the maps of that latent as a vector."""
+    G, _ = _models()
+    gen = torch.Generator().manual_seed(7)
+    z = torch.randn(2, 4, generator=gen, dtype=torch.float64)
+    label = torch.randint(0, 3, (2, 8, 16), generator=gen)
+    with torch.no_grad():
+        vector = G.style_maps(z=z, label=label)
+        pixels = G.style_maps(z=z[:, :, None, None].expand(-1, -1, 8, 16), label=label)
+    assert len(pixels) == len(vector) == 4
+    for a, b in zip(pixels, vector):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
