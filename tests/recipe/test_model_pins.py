@@ -352,3 +352,43 @@ def test_a_per_pixel_z_constant_over_the_image_is_the_vector_z():
     assert len(pixels) == len(vector) == 4
     for a, b in zip(pixels, vector):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def _cond_maps_by_hand(G, onehot, z_map, first_of):
+    maps = []
+    for k, (_, h, w) in enumerate(G.cond_style.shapes):
+        x = torch.cat([F.interpolate(z_map, size=(h, w), mode="nearest"),
+                       F.interpolate(onehot, size=(h, w), mode="nearest")], dim=1)
+        maps.append(G.cond_style.second[k](G.cond_style.first[first_of(k)](x)))
+    return maps
+
+
+def test_shared_first_convs_serve_both_maps_of_a_resolution_and_pixels_resize_nearest():
+    cfg = dataclasses.replace(tiny_config(), cond_shared_first_conv=True)
+    G = Generator(cfg).double().eval()
+    n = len(cfg.style_map_shapes())
+    assert len(G.cond_style.first) == n // 2 == 2 and len(G.cond_style.second) == n
+    gen = torch.Generator().manual_seed(8)
+    z = torch.randn(2, 4, 8, 16, generator=gen, dtype=torch.float64)  # varies per pixel
+    label = torch.randint(0, 3, (2, 8, 16), generator=gen)
+    onehot = one_hot_label(label, 3, dtype=torch.float64)
+    with torch.no_grad():
+        got = G.style_maps(z=z, label=label)
+        expected = _cond_maps_by_hand(G, onehot, z, lambda k: k // 2)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_a_latent_of_another_dtype_is_cast_to_the_model_dtype():
+    G, _ = _models()
+    G = G.float()
+    gen = torch.Generator().manual_seed(9)
+    label = torch.randint(0, 3, (2, 8, 16), generator=gen)
+    for z in (torch.randn(2, 4, generator=gen, dtype=torch.float64),
+              torch.randn(2, 4, 8, 16, generator=gen, dtype=torch.float64)):
+        with torch.no_grad():
+            got = G.style_maps(z=z, label=label)
+            same = G.style_maps(z=z.float(), label=label)
+        assert all(m.dtype == torch.float32 for m in got)
+        for a, b in zip(got, same):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
