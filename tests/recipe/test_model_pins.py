@@ -392,3 +392,15 @@ def test_a_latent_of_another_dtype_is_cast_to_the_model_dtype():
         assert all(m.dtype == torch.float32 for m in got)
         for a, b in zip(got, same):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_synthesis_blocks_follow_the_channels_of_the_style_map_table():
+    """At 128 x 256 the last resolution has half the channels (16 -> 8): each synthesis block
+    maps the channels of its first style map to those of its second, and the output is RGB."""
+    cfg = dataclasses.replace(tiny_config(), resolution=(128, 256), max_channels=64,
+                              channel_multiplier=1 / 32)
+    assert [s[0] for s in cfg.style_map_shapes()] == [16] * 10 + [8, 8]
+    G = Generator(cfg).eval()
+    with torch.no_grad():
+        out = G(z=torch.randn(1, 4, generator=torch.Generator().manual_seed(10)))
+    assert out.shape == (1, 3, 128, 256) and torch.isfinite(out).all()
