@@ -1721,3 +1721,19 @@ def test_build_and_load_takes_builds_finished_elsewhere(tmp_path, monkeypatch):
     with pytest.warns(_build.NativeBuildWarning, match="is not writable"):
         assert _build.build_and_load("cpu") == library
     assert calls == [] and loaded[-1] == str(library)
+
+
+def test_grid_striding_check_input_has_just_enough_channels_for_small_outputs():
+    """The generic kernel's second check input, for an x that strides the 1-D grid: the fewest
+    channels whose outputs are more than the grid's threads, here with outputs of 94 x 1 (where
+    a count rounded up from any other limit would show)."""
+    from ganblocks.ops import _upfirdn2d_native
+
+    limit = _kernels.CUDA_MAX_BLOCKS_1D * 256
+    w, args = torch.ones(3, 3), (3, 3, 1, 1, 0, 0, 0, 0)
+    x = _meta((2000, 4, 32, 32))
+    assert _upfirdn2d_native.launch_path(x, w, args) == ("generic", False, True)
+    shapes = _upfirdn2d_native.check_shapes(x, w, args)
+    assert _upfirdn2d_native._out_hw(32, 1, w, args) == (94, 1)
+    assert shapes == [(1, 1, 32, 1), (1, limit // 94 + 1, 32, 1)]
+    assert shapes[1][1] == 11156 and 11156 * 94 > limit >= 11155 * 94
