@@ -134,3 +134,62 @@ def test_arguments_and_inputs_are_checked_by_name():
         StyleGAN2DiscriminatorBlock(4, 4, 8)(None, torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match="x"):
         StyleGAN2DiscriminatorBlock(4, 4, 8)(torch.randn(1, 5, 8, 8), None)
+
+
+class _OnCuda(torch.Tensor):
+    """A CPU tensor that reports ``is_cuda``: the block's precision policy, seen without a GPU
+    (CPU float16 convolutions run the float16 path)."""
+
+    @property
+    def is_cuda(self):
+        return True
+
+
+def test_float16_only_for_cuda_inputs_of_an_fp16_block_unless_forced_to_float32():
+    x = torch.randn(2, 4, 8, 8)
+    fp16 = StyleGAN2DiscriminatorBlock(4, 4, 8, use_fp16=True)
+    plain = StyleGAN2DiscriminatorBlock(4, 4, 8)
+    assert fp16(x.as_subclass(_OnCuda), None)[0].dtype == torch.float16
+    assert fp16(x.as_subclass(_OnCuda), None, force_fp32=True)[0].dtype == torch.float32
+    assert fp16(x, None)[0].dtype == torch.float32  # a CPU input: never float16
+    assert plain(x.as_subclass(_OnCuda), None)[0].dtype == torch.float32
+    # Otherwise at least float32: a float16 input is promoted, float64 stays float64.
+    assert plain(x.half(), None)[0].dtype == torch.float32
+    assert plain.double()(x.double(), None)[0].dtype == torch.float64
+
+
+@pytest.mark.parametrize("architecture", ["skip", "resnet"])
+def test_the_image_is_read_in_the_blocks_dtype(architecture):
+    """The image is cast to the block's compute dtype, which the features (or, in the first
+    block, the image itself) decide: a float16 first image is read as float32, a float64 image
+    beside float32 features as float32."""
+    torch.manual_seed(0)
+    first = StyleGAN2DiscriminatorBlock(0, 4, 8, architecture=architecture)
+    img = torch.randn(2, 3, 8, 8)
+    y, _ = first(None, img.half())
+    assert y.dtype == torch.float32
+    assert torch.equal(y, first(None, img.half().float())[0])
+    assert first(None, img.double())[0].dtype == torch.float64
+    if architecture == "skip":
+        later = StyleGAN2DiscriminatorBlock(4, 4, 8, architecture="skip")
+        x = torch.randn(2, 4, 8, 8)
+        y, down = later(x, img.double())
+        assert y.dtype == down.dtype == torch.float32
+        want_y, want_down = later(x, img)
+        assert torch.equal(y, want_y) and torch.equal(down, want_down)
+
+
+def test_bad_arguments_are_reported_in_signature_order_and_inputs_before_any_cast():
+    # The first bad argument is the one named (out_channels before architecture).
+    with pytest.raises(TypeError, match=r"out_channels: expected an integer, got 0\.5"):
+        StyleGAN2DiscriminatorBlock(4, 4, 0.5, architecture="residual")
+    with pytest.raises(TypeError, match="img_channels: expected an integer"):
+        StyleGAN2DiscriminatorBlock(4, 4, 8, img_channels=3.0, architecture="residual")
+    # A block with a single input channel still needs its features.
+    with pytest.raises(ValueError, match="x: this block needs features"):
+        StyleGAN2DiscriminatorBlock(1, 4, 8)(None, torch.randn(1, 3, 8, 8))
+    # Integer inputs are refused, not silently cast to the compute dtype.
+    with pytest.raises(TypeError, match="x: expected a floating-point tensor"):
+        StyleGAN2DiscriminatorBlock(4, 4, 8)(torch.ones(1, 4, 8, 8, dtype=torch.long), None)
+    with pytest.raises(TypeError, match="img: expected a floating-point tensor"):
+        StyleGAN2DiscriminatorBlock(0, 4, 8)(None, torch.ones(1, 3, 8, 8, dtype=torch.uint8))
