@@ -24,9 +24,10 @@ def register(sub: Any) -> None:
     a = what.add_parser("ablation", help="modes uncond_only / cond_only / hybrid × regimes "
                         "limited / semi, S seeds each (paper Table 4)")
     a.add_argument("--scale", choices=sorted(SCALES), required=True,
-                   help="smoke (machinery check, ~1 min), cpu (2 seeds on 2 CPU cores; its size "
-                        "is provisional, see docs/experiments.rst), paper (Cityscapes protocol, "
-                        "for a GPU cluster)")
+                   help="smoke (machinery check, ~1 min), cpu (16x16 synthetic scenes, 2 seeds, "
+                        "about 8 h on 2 CPU cores with --jobs 2, over several sittings with "
+                        "--compact; see docs/experiments.rst), paper (Cityscapes protocol, for a "
+                        "GPU cluster)")
     a.add_argument("--out", required=True, metavar="DIR", help="experiment folder")
     a.add_argument("--seeds", type=int, default=None, metavar="S",
                    help="seeds per arm (default: the scale's)")

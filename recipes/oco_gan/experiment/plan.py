@@ -125,20 +125,23 @@ SCALES: Dict[str, Scale] = {
         eval_repeats=2, kid_subsets=4, kid_subset_size=8, segmenter_steps=5, segmenter_width=4,
         note="machinery check only: a few iterations, random-convolution features",
     ),
-    # PROVISIONAL: being sized by the criteria of docs/experiments.rst ("How the cpu scale is
-    # chosen": converged curves, best FID/CFID below 100, overfitting in both regimes, at most
-    # about 8 hours on 2 cores). 32x32 synthetic scenes, batches halved from the paper's (32/16,
-    # semi 4), limited = 500 images, semi = 4000 images with 5 % labelled.
+    # Chosen from single-arm pilots before any comparison between arms (docs/experiments.rst,
+    # "How the cpu scale is chosen"): 16x16 synthetic scenes rendered with 4x4 supersampling,
+    # batches halved from the paper's (16/8, semi 2), R1 gamma by StyleGAN2-ADA's heuristic
+    # (0.0002 * H * W / batch), limited = 500 images, semi = 4000 images with 5 % labelled,
+    # 16 000 iterations, curves of 8 points on 500 images.
     "cpu": Scale(
         name="cpu", preset="demo",
-        overrides=("data.synthetic_size=4000", "train.log_every=50", "train.sample_every=500",
-                   "train.checkpoint_every=250", "train.ema_rampup_steps=200"),
+        overrides=("data.synthetic_size=4000", "data.synthetic_supersample=4",
+                   "model.resolution=16x16", "model.style_size=4x4", "loss.r1_gamma=0.0032",
+                   "train.log_every=250", "train.sample_every=2000",
+                   "train.checkpoint_every=500", "train.ema_rampup_steps=200"),
         limited_subset=500, semi_labelled=200, batch_uncond=16, batch_cond=8, batch_cond_semi=2,
-        iterations=3000, default_seeds=2, curve_points=15, curve_num=500,
+        iterations=16000, default_seeds=2, curve_points=8, curve_num=500,
         features="inception", eval_real=500, eval_fake=500,
-        eval_repeats=2, kid_subsets=50, kid_subset_size=250,
+        eval_repeats=1, kid_subsets=50, kid_subset_size=250,
         segmenter_steps=400, segmenter_width=16,
-        note="SyntheticScenes 32x32, TF-Inception FID on 500 images per set (provisional size)",
+        note="SyntheticScenes 16x16 (4x4 supersampled), TF-Inception FID on 500 images per set",
     ),
     # The paper's protocol on Cityscapes (5K limited; 25K semi with 500 labels, conditional
     # batch 4), for a GPU cluster; documented, not run here.
