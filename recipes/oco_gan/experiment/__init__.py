@@ -22,10 +22,14 @@ branch and the shared synthesis frozen (``train.freeze``).
 Rerunning the same command continues: finished arms are skipped, an interrupted arm resumes from
 its checkpoint exactly, finished evaluations are reused. ``--jobs N`` trains N arms side by side
 (subprocesses); ``--launcher "torchrun --nproc_per_node=4"`` runs each arm under a launcher.
+``--hours H`` makes this sitting H hours long: an arm starts only when its estimated remaining
+time (measured on the experiment's own arms) fits, and the arms running at the end are stopped
+with their checkpoints (:mod:`.schedule`).
 
 The package's modules: :mod:`.plan` (scales, arms), :mod:`.procs` (running commands in process or
-as subprocesses), :mod:`.runner` (training and evaluating the arms), :mod:`.report` (statistics,
-verdicts, table, chart) and :mod:`.cli` (the ``oco-gan experiment`` command).
+as subprocesses), :mod:`.schedule` (sittings of a set length), :mod:`.runner` (training and
+evaluating the arms), :mod:`.report` (statistics, verdicts, table, chart) and :mod:`.cli` (the
+``oco-gan experiment`` command).
 """
 
 from .plan import BUDGETS, MODES, PAPER, REGIMES, SCALES, SCORED, Arm, Scale, plan_arms

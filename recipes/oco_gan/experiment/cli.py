@@ -45,6 +45,11 @@ def register(sub: Any) -> None:
                    help="remove each finished arm's checkpoints once it is evaluated and its "
                         "samples are drawn (the folder stays a few MB, to keep or commit between "
                         "sittings; a compacted arm counts as finished)")
+    a.add_argument("--hours", type=float, default=None, metavar="H",
+                   help="end this sitting after H hours: start an arm only when its estimated "
+                        "remaining time (measured on this experiment's arms) fits in what is "
+                        "left, the longest first, and stop the arms still running at the end "
+                        "(checkpointed; the next sitting resumes them)")
     a.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.add_argument("overrides", nargs="*", metavar="key=value",
@@ -58,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.hours is not None and not args.hours > 0:
+        raise ValueError(f"--hours must be a positive number of hours, got {args.hours}")
     extra = list(args.overrides)
     if args.data is not None:
         extra.insert(0, f"data.root={args.data}")
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                                stagewise=args.arms == "stagewise", budget=args.budget,
                                extra=extra, jobs=args.jobs,
                                launcher=shlex.split(args.launcher), compact=args.compact,
-                               device=args.device,
+                               device=args.device, hours=args.hours,
                                progress=not args.no_progress, command=command or
                                f"oco-gan experiment ablation --scale {scale.name} --out "
                                f"{args.out} --seeds {seeds}")

@@ -41,6 +41,7 @@ class Children:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._procs: Set[subprocess.Popen] = set()
+        self._signalled = False
         self.stopping = threading.Event()
 
     def run(self, cmd: List[str], env: Dict[str, str], stdout: Any = None) -> int:
@@ -58,11 +59,16 @@ class Children:
                 self._procs.discard(proc)
 
     def stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
+        """Stop every child (SIGTERM) and start no other. As a signal handler (``frame`` given),
+        a second signal stops this process at once, as by default. The first signal counts as
+        the first even when the experiment was already stopping (after a failed arm, or at the
+        end of a sitting): the running children are then still stopped gracefully."""
         with self._lock:
-            first = not self.stopping.is_set()
+            first = frame is None or not self._signalled
+            self._signalled = self._signalled or frame is not None
             self.stopping.set()
             procs = list(self._procs)
-        if not first and frame is not None:  # a second signal: stop waiting, as by default
+        if not first:  # a second signal: stop waiting, as by default
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
             return

@@ -21,6 +21,7 @@ from .procs import (
     subprocess_runner,
 )
 from .report import ArmResult, arm_entry, results_chart, results_markdown, summarize
+from .schedule import estimate_seconds, measure_costs, run_until
 
 __all__ = ["COMPACTED_FILE", "compact_arm", "run_ablation"]
 
@@ -78,6 +79,17 @@ def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequ
     if rc != 0 or done is None or done < arm.steps:
         raise Interrupted(f"arm {arm.name} stopped at step {done} of {arm.steps} (exit code "
                           f"{rc}); rerun the same command to continue it")
+
+
+def _estimate(arm: Arm, arms: Sequence[Arm], *, scale: Scale, out: Path) -> Optional[float]:
+    """Seconds ``arm`` still needs, from this experiment's measured costs (:mod:`.schedule`)."""
+    run_dir = out / "arms" / arm.name
+    compacted = _compacted_step(run_dir)
+    if compacted is not None and compacted >= arm.steps:
+        return 0.0
+    step = _checkpoint_step(run_dir)
+    return estimate_seconds(arm, done_step=max(0, step or 0), scale=scale,
+                            costs=measure_costs(out, arms, scale))
 
 
 def _data_config(scale: Scale, extra: Sequence[str]):
@@ -231,7 +243,7 @@ def _what_counts(value: Any) -> Any:
 def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False,
                  budget: str = "iterations", extra: Sequence[str] = (), jobs: int = 1,
                  launcher: Sequence[str] = (), compact: bool = False,
-                 device: str = "auto", progress: bool = True,
+                 device: str = "auto", progress: bool = True, hours: Optional[float] = None,
                  command: str = "", log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Train (or resume) and evaluate every arm, then write the summary files into ``out``.
 
@@ -247,10 +259,18 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     Every sitting's wall time (also an interrupted one's) is kept in ``out/sittings.jsonl``;
     ``results.json`` reports their sum as ``wall_seconds``.
 
+    With ``hours`` this sitting ends that many hours after it started: an arm starts only when
+    its estimated remaining time fits in what is left, the longest first, and the arms still
+    running at the end are stopped gracefully (checkpointed); see :mod:`.schedule`. The arms then
+    run as subprocesses, also with ``jobs=1``.
+
     Raises:
         Interrupted: an arm or an evaluation did not finish; rerunning continues from there.
+        SittingOver: (an :class:`Interrupted`) with ``hours``: arms are left for another sitting.
         ValueError: ``out`` holds an experiment with different settings.
     """
+    if hours is not None and not hours > 0:
+        raise ValueError(f"hours: expected a positive number of hours, got {hours!r}")
     out.mkdir(parents=True, exist_ok=True)
     plan = {"format": RESULTS_FORMAT, "scale": asdict(scale), "seeds": seeds,
             "stagewise": stagewise, "budget": budget, "extra": list(extra)}
@@ -270,6 +290,7 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
         results = _run_ablation(out, scale=scale, seeds=seeds, stagewise=stagewise,
                                 budget=budget, extra=extra, jobs=jobs, launcher=launcher,
                                 compact=compact, device=device, progress=progress,
+                                end=None if hours is None else start + hours * 3600.0,
                                 command=command, log=log)
     except BaseException:
         _record_sitting(out, start, time.time())
@@ -287,10 +308,11 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
 
 def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budget: str,
                   extra: Sequence[str], jobs: int, launcher: Sequence[str], compact: bool,
-                  device: str,
-                  progress: bool, command: str, log: Callable[[str], None]) -> Dict[str, Any]:
+                  device: str, progress: bool, end: Optional[float], command: str,
+                  log: Callable[[str], None]) -> Dict[str, Any]:
     arms = plan_arms(scale, seeds=seeds, stagewise=stagewise, budget=budget)
-    parallel = jobs > 1 or bool(launcher)
+    # Subprocesses also for one job with an end: at the end they are stopped with a signal.
+    parallel = jobs > 1 or bool(launcher) or end is not None
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     children = Children()
     runner = subprocess_runner(launcher, threads, children) if parallel else in_process
@@ -322,12 +344,19 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budge
             return result
 
         evaluated: Dict[str, Dict[str, Any]] = {}
-        for stage in ([a for a in arms if a.init_from is None],
-                      [a for a in arms if a.init_from is not None]):
-            evaluated.update(zip([a.name for a in stage], run_all(finish, stage, jobs=jobs,
-                                                                  halt=halt)))
-        if halt.is_set():
-            raise Interrupted("stopped by a signal; rerun the same command to continue")
+        if end is not None:
+            evaluated = run_until(finish, arms, jobs=jobs, end=end, halt=halt,
+                                  estimate=lambda arm: _estimate(arm, arms, scale=scale, out=out),
+                                  on_end=children.stop, log=log,
+                                  resumes=lambda arm: _checkpoint_step(out / "arms" / arm.name)
+                                  is not None)
+        else:
+            for stage in ([a for a in arms if a.init_from is None],
+                          [a for a in arms if a.init_from is not None]):
+                evaluated.update(zip([a.name for a in stage], run_all(finish, stage, jobs=jobs,
+                                                                      halt=halt)))
+            if halt.is_set():
+                raise Interrupted("stopped by a signal; rerun the same command to continue")
         if compact:  # the stage-1 arms that stage 2 started from
             for arm in arms:
                 if arm.name in starts and _compacted_step(out / "arms" / arm.name) is None:
