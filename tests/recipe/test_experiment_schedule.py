@@ -184,8 +184,11 @@ def test_a_sitting_with_hours_ends_and_the_next_one_finishes(tmp_path: Path, cap
             "train.log_every=1"]
     # A sitting already over once the proxy segmenter has trained: no arm starts.
     assert main([*args, "--hours", "1e-9"]) == 1
-    err = capsys.readouterr().err
-    assert "the sitting is over: finished 0 arm(s)" in err and "for the next sitting" in err
+    outerr = capsys.readouterr()
+    assert "the sitting is over: finished 0 arm(s)" in outerr.err
+    assert "for the next sitting" in outerr.err
+    assert "6 of 6 arms to finish, about 0.0 h of arm time (0.0 h with --jobs 1) and 6 not " \
+           "estimated yet" in outerr.out
     assert (out / "segmenter.pt").is_file()
     assert not (out / "arms" / "limited-uncond_only-s0").exists()
     # A long sitting: nothing measured yet, so every arm starts (in plan order) and finishes.
@@ -193,6 +196,11 @@ def test_a_sitting_with_hours_ends_and_the_next_one_finishes(tmp_path: Path, cap
     res = json.loads((out / "results.json").read_text())
     assert len(res["arms"]) == 6 and res["sittings"] == 2
     assert all(len(a["curve"]) == SMOKE.curve_points for a in res["arms"])
+    assert "starting limited-uncond_only-s0 (estimated unknown" in capsys.readouterr().out
+    # A further sitting: nothing left, nothing runs, the same results.
+    assert main([*args, "--hours", "1"]) == 0
+    assert "0 of 6 arms to finish" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["summary"] == res["summary"]
     # Now every kind of arm is measured, in both regimes.
     arms = ex.plan_arms(SMOKE, seeds=1)
     costs = measure_costs(out, arms, SMOKE)

@@ -83,13 +83,31 @@ def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequ
 
 def _estimate(arm: Arm, arms: Sequence[Arm], *, scale: Scale, out: Path) -> Optional[float]:
     """Seconds ``arm`` still needs, from this experiment's measured costs (:mod:`.schedule`)."""
+    from .grids import ROW_FILE
+
     run_dir = out / "arms" / arm.name
     compacted = _compacted_step(run_dir)
-    if compacted is not None and compacted >= arm.steps:
+    results = run_dir / "eval" / "results.json"
+    if (compacted is not None and compacted >= arm.steps) or (
+            results.is_file() and json.loads(results.read_text()).get("step") == arm.steps and
+            (run_dir / ROW_FILE).is_file()):
         return 0.0
     step = _checkpoint_step(run_dir)
     return estimate_seconds(arm, done_step=max(0, step or 0), scale=scale,
                             costs=measure_costs(out, arms, scale))
+
+
+def _log_remaining(arms: Sequence[Arm], *, scale: Scale, out: Path, jobs: int, end: float,
+                   log: Callable[[str], None]) -> None:
+    """One line at the start of a sitting: what is left of the whole experiment, estimated."""
+    estimates = [_estimate(a, arms, scale=scale, out=out) for a in arms]
+    todo = [e for e in estimates if e != 0.0]
+    known = sum(e for e in todo if e is not None)
+    unknown = sum(1 for e in todo if e is None)
+    log(f"oco-gan experiment: {len(todo)} of {len(arms)} arms to finish, about "
+        f"{known / 3600:.1f} h of arm time ({known / 3600 / jobs:.1f} h with --jobs {jobs})"
+        + (f" and {unknown} not estimated yet" if unknown else "")
+        + f"; this sitting ends in {(end - time.time()) / 3600:.2f} h")
 
 
 def _data_config(scale: Scale, extra: Sequence[str]):
@@ -345,6 +363,7 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budge
 
         evaluated: Dict[str, Dict[str, Any]] = {}
         if end is not None:
+            _log_remaining(arms, scale=scale, out=out, jobs=jobs, end=end, log=log)
             evaluated = run_until(finish, arms, jobs=jobs, end=end, halt=halt,
                                   estimate=lambda arm: _estimate(arm, arms, scale=scale, out=out),
                                   on_end=children.stop, log=log,
