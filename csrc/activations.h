@@ -89,10 +89,11 @@ GB_HD T act_d1(T z, T alpha) {
     const T s = m_sigmoid(z);
     return s * (T(1) - s);
   } else if constexpr (A == kElu) {
-    return z <= T(0) ? m_exp(z) : T(1);  // torch's elu_backward branches on z <= 0
+    // z > 0 first, so that a NaN gives NaN (torch's own CPU kernels differ by instruction set).
+    return z > T(0) ? T(1) : m_exp(z);
   } else if constexpr (A == kSelu) {
     const T s = T(kSeluScale), a = T(kSeluAlpha);
-    return z <= T(0) ? s * a * m_exp(z) : s;
+    return z > T(0) ? s : s * a * m_exp(z);  // NaN gives NaN, as for elu
   } else if constexpr (A == kSoftplus) {
     return z > T(20) ? T(1) : m_sigmoid(z);
   } else {  // kSwish: s + z s (1 - s)
@@ -114,10 +115,10 @@ GB_HD T act_d2(T z, T alpha) {
     const T s = m_sigmoid(z);
     return s * (T(1) - s) * (T(1) - T(2) * s);
   } else if constexpr (A == kElu) {
-    return z < T(0) ? m_exp(z) : T(0);  // torch's elu double backward branches on z < 0
+    return z >= T(0) ? T(0) : m_exp(z);  // z < 0 as torch's double backward; NaN gives NaN
   } else if constexpr (A == kSelu) {
     const T s = T(kSeluScale), a = T(kSeluAlpha);
-    return z < T(0) ? s * a * m_exp(z) : T(0);
+    return z >= T(0) ? T(0) : s * a * m_exp(z);
   } else if constexpr (A == kSoftplus) {
     if (z > T(20)) return T(0);
     const T s = m_sigmoid(z);

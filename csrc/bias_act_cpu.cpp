@@ -92,11 +92,12 @@ inline Vec<T> vact_d1(const Vec<T>& z, const Vec<T>& alpha) {
     const Vec<T> s = vsigmoid(z);
     return s * (one - s);
   } else if constexpr (A == kElu) {
-    return select(z <= zero, z.exp(), one);  // torch's elu_backward branches on z <= 0
+    // z > 0 first, so that a NaN gives NaN (torch's own CPU kernels differ by instruction set).
+    return select(z > zero, one, z.exp());
   } else if constexpr (A == kSelu) {
     const Vec<T> s = Vec<T>(static_cast<T>(kSeluScale));
     const Vec<T> sa = Vec<T>(static_cast<T>(kSeluScale * kSeluAlpha));
-    return select(z <= zero, sa * z.exp(), s);
+    return select(z > zero, s, sa * z.exp());  // NaN gives NaN, as for elu
   } else if constexpr (A == kSoftplus) {
     return select(z > Vec<T>(T(20)), one, vsigmoid(z));
   } else {
@@ -117,10 +118,10 @@ inline Vec<T> vact_d2(const Vec<T>& z, const Vec<T>& alpha) {
     const Vec<T> s = vsigmoid(z);
     return s * (one - s) * (one - two * s);
   } else if constexpr (A == kElu) {
-    return select(z < zero, z.exp(), zero);  // torch's elu double backward: z < 0
+    return select(z >= zero, zero, z.exp());  // z < 0 as torch's; NaN gives NaN
   } else if constexpr (A == kSelu) {
     const Vec<T> sa = Vec<T>(static_cast<T>(kSeluScale * kSeluAlpha));
-    return select(z < zero, sa * z.exp(), zero);
+    return select(z >= zero, zero, sa * z.exp());
   } else if constexpr (A == kSoftplus) {
     const Vec<T> s = vsigmoid(z);
     return select(z > Vec<T>(T(20)), zero, s * (one - s));
