@@ -224,8 +224,9 @@ def run_until(fn: Callable[[Arm], Any], arms: Sequence[Arm], *, jobs: int, end: 
                     s, _, arm = min(fits, key=lambda t: (not resumes(t[2]), t[0] is not None,
                                                          -(t[0] or 0.0), t[1]))
                     when = "unknown" if s is None else f"{s / 3600:.2f} h"
-                    log(f"oco-gan experiment: starting {arm.name} (estimated {when}; "
-                        f"{left / 3600:.2f} h left in this sitting)")
+                    if s != 0.0:  # a finished arm is only collected: nothing to say
+                        log(f"oco-gan experiment: starting {arm.name} (estimated {when}; "
+                            f"{left / 3600:.2f} h left in this sitting)")
                     pending.remove(arm)
                     running[pool.submit(fn, arm)] = arm
                 if not running:
