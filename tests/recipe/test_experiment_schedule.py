@@ -12,6 +12,7 @@ import pytest
 from recipes.oco_gan import experiment as ex
 from recipes.oco_gan.cli import main
 from recipes.oco_gan.experiment.schedule import (
+    MIN_PARTIAL_SECONDS,
     OVERHEAD_SECONDS,
     Costs,
     SittingOver,
@@ -107,7 +108,8 @@ def test_longest_fitting_arm_first_unknown_first_and_a_too_long_one_left():
         run_until(fn, arms, jobs=1, end=time.time() + 60, halt=threading.Event(),
                   estimate=lambda a: estimates[a.name], on_end=lambda: ended.append(1),
                   log=lambda m: None)
-    # d cannot be estimated: first. Then the longest that fits (e only once a has finished).
+    # d cannot be estimated: first. Then the longest that fits (e only once a has finished); c
+    # does not fit and less than MIN_PARTIAL_SECONDS are left: it is not started at all.
     assert started == ["d", "b", "a", "e"]
     assert info.value.not_started == ["c"] and info.value.stopped == []
     assert info.value.finished == ["a", "b", "d", "e"]
@@ -129,17 +131,24 @@ def test_longest_fitting_arm_first_unknown_first_and_a_too_long_one_left():
     assert out == {a.name: a.name.upper() for a in arms}
 
 
+def _until_stopped(stop: threading.Event, started: list, quick=()):
+    """An arm function that records each start, returns at once for the arms named in ``quick``
+    and otherwise trains until ``stop`` is set, then reports itself interrupted."""
+    def fn(arm):
+        started.append(arm.name)
+        if arm.name in quick:
+            return arm.name
+        if not stop.wait(30):
+            return "never stopped"
+        raise ex.Interrupted(f"arm {arm.name} stopped")
+    return fn
+
+
 def test_at_the_end_running_arms_are_stopped_and_none_starts():
     arms = [_arm("a"), _arm("b")]
     stop = threading.Event()
     started = []
-
-    def fn(arm):
-        started.append(arm.name)
-        if not stop.wait(30):
-            return "never stopped"
-        raise ex.Interrupted(f"arm {arm.name} stopped")
-
+    fn = _until_stopped(stop, started)
     t0 = time.time()
     with pytest.raises(SittingOver) as info:
         run_until(fn, arms, jobs=1, end=t0 + 0.3, halt=threading.Event(),
@@ -147,6 +156,40 @@ def test_at_the_end_running_arms_are_stopped_and_none_starts():
     assert started == ["a"] and time.time() - t0 < 10
     assert info.value.stopped == ["a"] and info.value.not_started == ["b"]
     assert info.value.finished == []
+
+
+def test_arms_longer_than_the_sitting_still_start_when_nothing_fits():
+    # Sittings shorter than an arm must not leave it unstarted for ever: once nothing fits, a free
+    # slot starts the arm ranked first (begun ones first, then the longest), which runs until the
+    # end and is stopped there; with less than min_partial seconds left the slot stays free.
+    assert MIN_PARTIAL_SECONDS == 600.0
+    arms = [_arm("a"), _arm("long"), _arm("longest"), _arm("begun")]
+    estimates = {"a": 0.01, "long": 500.0, "longest": 900.0, "begun": 700.0}
+    stop = threading.Event()
+    started, messages = [], []
+    fn = _until_stopped(stop, started, quick=("a",))
+    t0 = time.time()
+    with pytest.raises(SittingOver) as info:
+        run_until(fn, arms, jobs=2, end=t0 + 0.5, halt=threading.Event(),
+                  estimate=lambda a: estimates[a.name], on_end=stop.set, min_partial=0.1,
+                  resumes=lambda a: a.name == "begun", log=messages.append)
+    # a fits and starts first; the other slot then takes the begun arm, and when a finishes the
+    # longest of the rest: both go on until the end. "long" is left for the next sitting.
+    assert started == ["a", "begun", "longest"] and time.time() - t0 < 10
+    assert sorted(info.value.stopped) == ["begun", "longest"]
+    assert info.value.not_started == ["long"] and info.value.finished == ["a"]
+    assert any("starting begun (estimated 0.19 h, more than the" in m and "goes on in the next"
+               in m for m in messages)
+
+    # The same with min_partial above what is left: only the arm that fits runs.
+    started.clear()
+    stop.clear()
+    with pytest.raises(SittingOver) as info:
+        run_until(fn, arms, jobs=2, end=time.time() + 0.5, halt=threading.Event(),
+                  estimate=lambda a: estimates[a.name], on_end=stop.set, min_partial=60.0,
+                  log=lambda m: None)
+    assert started == ["a"] and info.value.stopped == []
+    assert info.value.not_started == ["long", "longest", "begun"]
 
 
 def test_a_failure_is_raised_and_stops_the_sitting():

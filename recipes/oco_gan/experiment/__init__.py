@@ -22,9 +22,10 @@ branch and the shared synthesis frozen (``train.freeze``).
 Rerunning the same command continues: finished arms are skipped, an interrupted arm resumes from
 its checkpoint exactly, finished evaluations are reused. ``--jobs N`` trains N arms side by side
 (subprocesses); ``--launcher "torchrun --nproc_per_node=4"`` runs each arm under a launcher.
-``--hours H`` makes this sitting H hours long: an arm starts only when its estimated remaining
-time (measured on the experiment's own arms) fits, and the arms running at the end are stopped
-with their checkpoints (:mod:`.schedule`).
+``--hours H`` makes this sitting H hours long: the arms whose estimated remaining time (measured
+on the experiment's own arms) fits start first, an arm longer than what is left is trained until
+the end and goes on in the next sitting, and the arms running at the end are stopped with their
+checkpoints (:mod:`.schedule`).
 
 The package's modules: :mod:`.plan` (scales, arms), :mod:`.procs` (running commands in process or
 as subprocesses), :mod:`.schedule` (sittings of a set length), :mod:`.runner` (training and

@@ -46,10 +46,11 @@ def register(sub: Any) -> None:
                         "samples are drawn (the folder stays a few MB, to keep or commit between "
                         "sittings; a compacted arm counts as finished)")
     a.add_argument("--hours", type=float, default=None, metavar="H",
-                   help="end this sitting after H hours: start an arm only when its estimated "
+                   help="end this sitting after H hours: start the arms whose estimated "
                         "remaining time (measured on this experiment's arms) fits in what is "
-                        "left, the longest first, and stop the arms still running at the end "
-                        "(checkpointed; the next sitting resumes them)")
+                        "left, the longest first (when none fits, one that goes on in the next "
+                        "sitting), and stop the arms still running at the end (checkpointed; "
+                        "the next sitting resumes them)")
     a.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.add_argument("overrides", nargs="*", metavar="key=value",

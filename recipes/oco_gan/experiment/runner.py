@@ -277,9 +277,10 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     Every sitting's wall time (also an interrupted one's) is kept in ``out/sittings.jsonl``;
     ``results.json`` reports their sum as ``wall_seconds``.
 
-    With ``hours`` this sitting ends that many hours after it started: an arm starts only when
-    its estimated remaining time fits in what is left, the longest first, and the arms still
-    running at the end are stopped gracefully (checkpointed); see :mod:`.schedule`. The arms then
+    With ``hours`` this sitting ends that many hours after it started: the arms whose estimated
+    remaining time fits in what is left start first, the longest first (when none fits, one that
+    goes on in the next sitting), and the arms still running at the end are stopped gracefully
+    (checkpointed); see :mod:`.schedule`. The arms then
     run as subprocesses, also with ``jobs=1``.
 
     Raises:

@@ -1,11 +1,13 @@
 """Sittings with an end (``oco-gan experiment ablation --hours H``): which arm to start next.
 
 A long experiment on a shared or borrowed machine runs in *sittings*. Within a sitting of ``H``
-hours the runner starts an arm only when its estimated remaining time fits in what is left of the
+hours the runner starts the arms whose estimated remaining time fits in what is left of the
 sitting, the longest such arm first (so the long arms are not left for a sitting's last hour; an
 arm begun in an earlier sitting comes before the others), and at the end it stops the running
 arms gracefully: each writes its checkpoint at the step it reached and the next sitting resumes
-it exactly.
+it exactly. When no arm fits, a free slot still starts one (the same order) as long as at least
+:data:`MIN_PARTIAL_SECONDS` are left: it runs to the end of the sitting and goes on in the next,
+so an arm longer than any sitting is still trained, over several.
 
 The estimates come from this experiment's own arms (:func:`measure_costs`): the seconds per
 iteration of each training mode in each regime and the seconds per curve point of each mode,
@@ -35,6 +37,10 @@ __all__ = ["Costs", "SittingOver", "estimate_seconds", "measure_costs", "run_unt
 #: Seconds an arm's process takes besides its iterations and curve points (start-up, the final
 #: evaluation's set-up, the samples row); the final evaluation itself counts as one more point.
 OVERHEAD_SECONDS = 60.0
+
+#: Least time left in a sitting for which an arm that cannot finish in it is still started (it is
+#: stopped, checkpointed, at the end): less would be spent mostly on its start-up and its stop.
+MIN_PARTIAL_SECONDS = 600.0
 
 
 @dataclass
@@ -178,7 +184,7 @@ class SittingOver(Interrupted):
 def run_until(fn: Callable[[Arm], Any], arms: Sequence[Arm], *, jobs: int, end: float,
               halt: threading.Event, estimate: Callable[[Arm], Optional[float]],
               on_end: Callable[[], None], resumes: Callable[[Arm], bool] = lambda arm: False,
-              clock: Callable[[], float] = time.time,
+              min_partial: float = MIN_PARTIAL_SECONDS, clock: Callable[[], float] = time.time,
               log: Callable[[str], None] = print) -> Dict[str, Any]:
     """``{a.name: fn(a)}`` for every arm that finishes before ``end`` (a ``clock()`` time),
     ``jobs`` at a time.
@@ -187,7 +193,9 @@ def run_until(fn: Callable[[Arm], Any], arms: Sequence[Arm], *, jobs: int, end: 
     and whose ``estimate`` still fits before ``end``: an arm that ``resumes`` (it was started in
     an earlier sitting: finishing it first leaves the fewest arms half-done), then one that
     cannot be estimated (``None``; it measures), each the longest first, then the other arms,
-    the longest first. A slot for which no arm fits stays free. At ``end``,
+    the longest first. When no arm fits, the slot still starts one, in the same order, if at least
+    ``min_partial`` seconds are left (it runs until ``end`` and resumes in the next sitting);
+    otherwise it stays free. At ``end``,
     ``on_end()`` is called (it should stop the running arms gracefully) and no arm starts after
     it. After a failure or a stop (``halt`` set) no further arm starts and the first failure is
     raised, as :func:`~recipes.oco_gan.experiment.procs.run_all` does.
@@ -219,12 +227,18 @@ def run_until(fn: Callable[[Arm], Any], arms: Sequence[Arm], *, jobs: int, end: 
                     ready = [a for a in pending if a.init_from is None or a.init_from in results]
                     scored = [(estimate(a), i, a) for i, a in enumerate(ready)]
                     fits = [(s, i, a) for s, i, a in scored if s is None or s <= left]
+                    if not fits and left >= min_partial:
+                        fits = scored  # none can finish: one goes on until the end
                     if not fits:
                         break
                     s, _, arm = min(fits, key=lambda t: (not resumes(t[2]), t[0] is not None,
                                                          -(t[0] or 0.0), t[1]))
                     when = "unknown" if s is None else f"{s / 3600:.2f} h"
-                    if s != 0.0:  # a finished arm is only collected: nothing to say
+                    if s is not None and s > left:
+                        log(f"oco-gan experiment: starting {arm.name} (estimated {when}, more "
+                            f"than the {left / 3600:.2f} h left in this sitting: it goes on in "
+                            f"the next)")
+                    elif s != 0.0:  # a finished arm is only collected: nothing to say
                         log(f"oco-gan experiment: starting {arm.name} (estimated {when}; "
                             f"{left / 3600:.2f} h left in this sitting)")
                     pending.remove(arm)
