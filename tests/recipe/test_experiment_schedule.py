@@ -244,6 +244,7 @@ def test_a_sitting_with_hours_ends_and_the_next_one_finishes(tmp_path: Path, cap
     assert main([*args, "--hours", "1"]) == 0
     third = capsys.readouterr().out
     assert "0 of 6 arms to finish" in third and "starting" not in third
+    assert "experiment: arm " not in third and "evaluating" not in third
     assert json.loads((out / "results.json").read_text())["summary"] == res["summary"]
     # Now every kind of arm is measured, in both regimes.
     arms = ex.plan_arms(SMOKE, seeds=1)

@@ -49,15 +49,20 @@ def _checkpoint_step(run_dir: Path) -> Optional[int]:
 
 
 
+def _trained(run_dir: Path, arm: Arm) -> bool:
+    """Whether the arm has trained all its iterations (a compacted arm counts)."""
+    step = _compacted_step(run_dir)
+    if step is None:
+        step = _checkpoint_step(run_dir)
+    return step is not None and step >= arm.steps
+
+
 def _train_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, extra: Sequence[str],
                segmenter: Path, device: str, progress: bool) -> None:
     run_dir = out / "arms" / arm.name
-    compacted = _compacted_step(run_dir)
-    if compacted is not None and compacted >= arm.steps:
+    if _trained(run_dir, arm):
         return
     step = _checkpoint_step(run_dir)
-    if step is not None and step >= arm.steps:
-        return
     common = ["--out", str(run_dir), "--device", device]
     if not progress:
         common.append("--no-progress")
@@ -175,14 +180,24 @@ def real_floor(scale: Scale, *, out: Path, extra: Sequence[str], device: str) ->
     return floor
 
 
-def _evaluate_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, segmenter: Path,
-                  device: str, progress: bool) -> Dict[str, Any]:
-    run_dir = out / "arms" / arm.name
+def _evaluation(run_dir: Path, arm: Arm, scale: Scale) -> Optional[Dict[str, Any]]:
+    """The arm's final evaluation when it has been made at its last step with this scale's
+    repeats, else None."""
     path = run_dir / "eval" / "results.json"
     if path.is_file():
         cached = json.loads(path.read_text())
         if cached.get("step") == arm.steps and cached.get("repeats") == scale.eval_repeats:
             return cached
+    return None
+
+
+def _evaluate_arm(arm: Arm, *, scale: Scale, out: Path, runner: Runner, segmenter: Path,
+                  device: str, progress: bool) -> Dict[str, Any]:
+    run_dir = out / "arms" / arm.name
+    cached = _evaluation(run_dir, arm, scale)
+    if cached is not None:
+        return cached
+    path = run_dir / "eval" / "results.json"
     argv = ["evaluate", "--run", str(run_dir), "--segmenter", str(segmenter),
             "--repeats", str(scale.eval_repeats), "--features", scale.features,
             "--kid-subsets", str(scale.kid_subsets),
@@ -350,10 +365,12 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budge
         def finish(arm: Arm) -> Dict[str, Any]:
             """Train, evaluate and draw one arm (each step skipped when already done)."""
             run_dir = out / "arms" / arm.name
-            log(f"oco-gan experiment: arm {arm.name} ({arm.steps} iterations)")
+            if not _trained(run_dir, arm):  # what is already done is not announced again
+                log(f"oco-gan experiment: arm {arm.name} ({arm.steps} iterations)")
             _train_arm(arm, scale=scale, out=out, runner=runner, extra=extra,
                        segmenter=segmenter, device=device, progress=show)
-            log(f"oco-gan experiment: evaluating {arm.name}")
+            if _evaluation(run_dir, arm, scale) is None:
+                log(f"oco-gan experiment: evaluating {arm.name}")
             result = _evaluate_arm(arm, scale=scale, out=out, runner=runner,
                                    segmenter=segmenter, device=device, progress=show)
             if not (run_dir / ROW_FILE).is_file():
