@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recipes.oco_gan.experiment import PAPER, REGIMES, SCORED
+from recipes.oco_gan.experiment.report import criteria_text
 
 METRICS = ("FID", "CFID", "mIoU")
 MODES = tuple(SCORED)  # the table's row order
@@ -85,9 +86,23 @@ def claims(results: Dict[str, Any]) -> List[str]:
     return out
 
 
+def criteria(results: Dict[str, Any]) -> List[str]:
+    """One bullet per arm: the scale's criteria on its own FID / CFID curve (none for a
+    ``results.json`` without per-arm criteria)."""
+    out = []
+    for arm in results.get("arms", []):
+        parts = [f"{m} {criteria_text(c)}" for m, c in (arm.get("criteria") or {}).items() if c]
+        if parts:
+            out.append(f"* ``{arm['name']}``: " + "; ".join(parts))
+    return out
+
+
 def render(results: Dict[str, Any]) -> str:
-    """The table, a blank line and the claims, as one rST fragment."""
-    return "\n".join([*table(results), "", *claims(results)]) + "\n"
+    """The table, a blank line, the claims and, where the file has them, each arm's criteria, as
+    one rST fragment."""
+    per_arm = criteria(results)
+    return "\n".join([*table(results), "", *claims(results),
+                      *(["", *per_arm] if per_arm else [])]) + "\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

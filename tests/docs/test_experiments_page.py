@@ -49,6 +49,17 @@ def test_the_tool_renders_best_and_last_and_the_paired_verdicts():
     claim = next(line for line in text.splitlines() if line.startswith("* limited data"))
     assert "same-seed improvements +20.0, +21.0" in claim and "**confirmed**" in claim
     assert "paper 82.0 → 57.4" in claim
+    assert "* ``limited-uncond_only-s0``" not in text  # no per-arm criteria in this file
+
+    # With the arms' entries, each arm's criteria on its own curve: [90, 80, 85] at steps 2, 4,
+    # 6 is best 80 before its last third (from step 4) and after, its end 6.25 % above the best.
+    from recipes.oco_gan.experiment.report import arm_entry
+    a = Arm("limited-uncond_only-s0", "limited", "uncond_only", 0, 6)
+    curve = {"points": [{"step": 2 * (i + 1), "FID": f} for i, f in enumerate([90.0, 80.0, 85.0])]}
+    text = _tool().render({**results, "arms": [arm_entry(ArmResult(a, curve, {}))]})
+    assert ("* ``limited-uncond_only-s0``: FID best 80.0 at 4, last 85.0; improved 0.0 % over the "
+            "last third, last 6.2 % above the best; flattened yes, turned up no, learned yes"
+            in text)
 
 
 def test_the_page_publishes_only_committed_results():
@@ -87,3 +98,32 @@ def _check_finished_cpu_run(res: dict) -> None:
                           if a["regime"] == regime and a["mode"] == mode]
                 stats = res["summary"][regime][mode][metric]["best"]
                 assert math.isclose(stats["mean"], statistics.fmean(values), rel_tol=1e-9)
+
+
+PROGRESS = "python tools/ablation_progress.py experiments/ablation-cpu --finished"
+
+
+def test_progress_notes_quote_the_progress_tool(capsys):
+    # While the run is unfinished the page reports each finished arm's curve and criteria as the
+    # progress tool prints them for the committed arms, so no number there is written by hand.
+    page = PAGE.read_text(encoding="utf-8")
+    if (RUN / "results.json").is_file() and PROGRESS not in page:
+        return  # the run is published (the test above checks the table): no progress block
+    assert PROGRESS in page
+    lines = page[page.index(PROGRESS):].splitlines()
+    start = lines.index(".. code-block:: text") + 2
+    block = []
+    for line in lines[start:]:
+        if line and not line.startswith("   "):
+            break
+        block.append(line[3:])
+    spec = importlib.util.spec_from_file_location(
+        "ablation_progress", ROOT / "tools" / "ablation_progress.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(ROOT / "experiments" / "ablation-cpu"), "--finished"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed and "\n".join(block).strip() == "\n".join(printed).strip()
+    finished = sorted(d.parent.parent.name for d in
+                      (ROOT / "experiments" / "ablation-cpu" / "arms").glob("*/eval/results.json"))
+    assert sorted({line.split()[0] for line in printed if not line.startswith(" ")}) == finished

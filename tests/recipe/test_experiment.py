@@ -62,6 +62,16 @@ def test_smoke_writes_every_arm_table_and_chart(finished: Path):
             assert v["last"] == curve["points"][-1][metric]
             assert v["final"] == arm["metrics"][metric]["mean"]
             assert math.isfinite(v["final"])
+        # The scale's criteria, recomputed from the curve by their definitions on the page.
+        for metric in [m for m in ("FID", "CFID") if m in ex.SCORED[arm["mode"]]]:
+            c, vals = arm["criteria"][metric], [(p["step"], p[metric]) for p in curve["points"]]
+            best = min(v for _, v in vals)
+            before = min([v for s, v in vals if 3 * s <= 2 * vals[-1][0]] or [vals[0][1]])
+            assert (c["best"], c["last"]) == (best, vals[-1][1]), (name, metric)
+            assert c["improved_percent"] == pytest.approx(100 * (before - best) / before, abs=0.01)
+            assert c["turned_up"] == (vals[-1][1] >= 1.1 * best)
+            assert c["flattened"] == (c["improved_percent"] <= 5 or c["turned_up"])
+            assert c["learned"] == (best < 100)
         if "CFID" in ex.SCORED[arm["mode"]]:
             assert (run / "best_cfid.pt").is_file()
     # The summary is the mean over seeds of each arm's values (one seed here).
@@ -77,6 +87,10 @@ def test_smoke_writes_every_arm_table_and_chart(finished: Path):
     md = (finished / "results.md").read_text()
     assert "| hybrid |" in md and "57.4" in md and "55.8" in md  # the paper's numbers beside
     assert "Real-vs-real FID" in md
+    assert "## The scale's criteria on each arm's own curve" in md
+    for name, arm in arms.items():
+        c = arm["criteria"].get("FID") or arm["criteria"]["CFID"]
+        assert f"- `{name}`: " in md and f"best {c['best']:.1f} at {c['best_step']}" in md
     png = (finished / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 

@@ -21,8 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .plan import MODES, PAPER, REGIMES, Arm
 
-__all__ = ["ArmResult", "arm_entry", "arm_values", "results_chart", "results_markdown",
-           "summarize"]
+__all__ = ["ArmResult", "arm_entry", "arm_values", "criteria_text", "curve_criteria",
+           "results_chart", "results_markdown", "summarize"]
 
 #: Metrics on the curves; FID and CFID are lower-is-better, the mIoU higher-is-better and taken
 #: at the snapshot that the CFID selects.
@@ -31,6 +31,13 @@ METRICS = ("FID", "CFID", "mIoU")
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+#: The scale's criteria on each arm's own curve (docs/experiments.rst, fixed before the run): a
+#: curve has flattened when its best value improved by at most FLAT_PERCENT over its last third
+#: (or it turned up); it has turned up when its last point is at least TURN_UP_PERCENT above its
+#: best; it has learned when its best is below LEARNED_BELOW.
+FLAT_PERCENT = 5.0
+TURN_UP_PERCENT = 10.0
+LEARNED_BELOW = 100.0
 CLAIMS = (("limited", "FID", "uncond_only",
            "limited data: hybrid training improves unconditional FID over uncond_only"),
           ("semi", "CFID", "cond_only",
@@ -86,6 +93,41 @@ def arm_values(result: ArmResult) -> Dict[str, Dict[str, Any]]:
     return out
 
 
+def curve_criteria(points: Sequence[Dict[str, Any]], metric: str) -> Optional[Dict[str, Any]]:
+    """The scale's criteria on one lower-is-better curve (``FID`` or ``CFID``) of one arm.
+
+    The last third of the curve starts at two thirds of its last step; ``improved_percent`` is
+    how much the best value improved over it (from the best up to that step to the best of all),
+    ``above_best_percent`` how far the last point lies above the best. ``flattened`` is
+    ``improved_percent <= FLAT_PERCENT`` or ``turned_up`` (``above_best_percent >=
+    TURN_UP_PERCENT``); ``learned`` is ``best < LEARNED_BELOW``. ``None`` without such a curve.
+
+    Example:
+        >>> pts = [{"step": s, "FID": v} for s, v in [(2, 150.0), (4, 120.0), (6, 90.0)]]
+        >>> c = curve_criteria(pts, "FID")  # the last third starts at step 4
+        >>> c["improved_percent"], c["flattened"], c["learned"], c["turned_up"]
+        (25.0, False, True, False)
+        >>> c = curve_criteria(pts[:2] + [{"step": 6, "FID": 135.0}], "FID")
+        >>> c["best"], c["above_best_percent"], c["turned_up"], c["flattened"], c["learned"]
+        (120.0, 12.5, True, True, False)
+    """
+    curve = [(p["step"], float(p[metric])) for p in points if _finite(p.get(metric))]
+    if not curve:
+        return None
+    start = curve[-1][0] * 2 / 3
+    before = [v for s, v in curve if s <= start] or [curve[0][1]]
+    best_step, best = min(curve, key=lambda sv: sv[1])
+    last = curve[-1][1]
+    # FID and CFID are positive; a zero (identical sets) counts as no relative change.
+    improved = 100.0 * (min(before) - best) / min(before) if min(before) > 0 else 0.0
+    above = 100.0 * (last - best) / best if best > 0 else 0.0
+    turned_up = above >= TURN_UP_PERCENT
+    return {"best": best, "best_step": best_step, "last": last,
+            "improved_percent": round(improved, 2), "above_best_percent": round(above, 2),
+            "flattened": improved <= FLAT_PERCENT or turned_up, "turned_up": turned_up,
+            "learned": best < LEARNED_BELOW}
+
+
 def arm_entry(result: ArmResult) -> Dict[str, Any]:
     """One arm's record in ``results.json``."""
     a = result.arm
@@ -94,6 +136,8 @@ def arm_entry(result: ArmResult) -> Dict[str, Any]:
             "run_dir": str(Path("arms") / a.name), "init_from": a.init_from,
             "freeze": list(a.freeze), "values": arm_values(result),
             "curve": (result.curve or {}).get("points", []),
+            "criteria": {m: curve_criteria((result.curve or {}).get("points", []), m)
+                         for m in ("FID", "CFID") if m in a.scored},
             "metrics": {m: (result.final.get("metrics") or {}).get(m) for m in a.scored}}
 
 
@@ -260,7 +304,35 @@ def results_markdown(results: Dict[str, Any]) -> str:
     lines += ["## The paper's claims at this scale", ""]
     lines += [_claim_line(c) for c in results["claims"]]
     lines.append("")
+    criteria = [_criteria_line(a) for a in results.get("arms", []) if a.get("criteria")]
+    if criteria:
+        lines += ["## The scale's criteria on each arm's own curve", "",
+                  f"Flattened: the best improved by at most {FLAT_PERCENT:g} % over the last third "
+                  f"(or turned up); turned up: the last point at least {TURN_UP_PERCENT:g} % "
+                  f"above the best; learned: the best below {LEARNED_BELOW:g}.", ""]
+        lines += [*criteria, ""]
     return "\n".join(lines)
+
+
+def criteria_text(c: Dict[str, Any]) -> str:
+    """One line of :func:`curve_criteria`'s verdicts, as the report and the progress tool print it.
+
+    Example:
+        >>> pts = [{"step": s, "FID": v} for s, v in [(2, 150.0), (4, 120.0), (6, 90.0)]]
+        >>> criteria_text(curve_criteria(pts, "FID"))  # doctest: +NORMALIZE_WHITESPACE
+        'best 90.0 at 6, last 90.0; improved 25.0 % over the last third, last 0.0 % above the
+        best; flattened no, turned up no, learned yes'
+    """
+    yes = {True: "yes", False: "no"}
+    return (f"best {c['best']:.1f} at {c['best_step']}, last {c['last']:.1f}; improved "
+            f"{c['improved_percent']:.1f} % over the last third, last "
+            f"{c['above_best_percent']:.1f} % above the best; flattened {yes[c['flattened']]}, "
+            f"turned up {yes[c['turned_up']]}, learned {yes[c['learned']]}")
+
+
+def _criteria_line(arm: Dict[str, Any]) -> str:
+    parts = [f"{metric} {criteria_text(c)}" for metric, c in arm["criteria"].items() if c]
+    return f"- `{arm['name']}`: " + "; ".join(parts)
 
 
 def results_chart(results: Dict[str, Any], path: Path) -> Optional[Path]:
