@@ -103,13 +103,19 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], *,
             f.flush()
             os.fsync(f.fileno())
         if keep_previous and path.is_file():
-            try:
-                os.link(path, prev_tmp)
-            except OSError:  # no hard links here: copy
-                import shutil
+            # A stale temporary name may be a hard link to a snapshot: never write into it.
+            if os.path.lexists(prev_tmp):
+                os.unlink(prev_tmp)
+            # After a kill between the two renames below, prev and path are one file (rename
+            # of two links to one file does nothing): prev already holds it.
+            if not (prev.is_file() and os.path.samefile(path, prev)):
+                try:
+                    os.link(path, prev_tmp)
+                except OSError:  # no hard links here: copy
+                    import shutil
 
-                shutil.copyfile(path, prev_tmp)
-            os.replace(prev_tmp, prev)
+                    shutil.copyfile(path, prev_tmp)
+                os.replace(prev_tmp, prev)
         os.replace(tmp, path)
     except BaseException as err:
         for leftover in (tmp, prev_tmp):

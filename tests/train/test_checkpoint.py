@@ -170,3 +170,23 @@ def test_kill_9_during_checkpoint_writes_leaves_a_loadable_checkpoint(tmp_path):
         torch.testing.assert_close(state["w"], torch.randn(300_000, generator=g), rtol=0, atol=0)
         if k:  # from the second child on, the previous snapshot exists and is whole too
             assert load_checkpoint(previous_snapshot(path))["step"] >= 1
+
+
+def test_keep_previous_after_a_kill_between_the_renames_never_writes_into_a_snapshot(tmp_path):
+    # A run killed after "prev <- path" and before "path <- new" leaves prev and path as two links
+    # to one file, and may leave its temporary link name behind. The next saves (same pid: a
+    # resumed run in the same process slot) must neither write into that file nor lose it.
+    path = tmp_path / "checkpoint.pt"
+    atomic_save({"step": 1, "w": torch.arange(50_000.0)}, path)
+    prev = previous_snapshot(path)
+    os.link(path, prev)
+    stale = prev.with_name(f".{prev.name}.{os.getpid()}.tmp")
+    os.link(path, stale)
+    old_inode = path.stat().st_ino
+    atomic_save({"step": 2, "w": torch.zeros(3)}, path, keep_previous=True)
+    assert load_checkpoint(prev)["step"] == 1 and load_checkpoint(path)["step"] == 2
+    atomic_save({"step": 3, "w": torch.ones(3)}, path, keep_previous=True)
+    assert load_checkpoint(prev)["step"] == 2 and load_checkpoint(path)["step"] == 3
+    assert not stale.exists() and prev.stat().st_ino != old_inode
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert leftovers == ["checkpoint.prev.pt", "checkpoint.pt"]
