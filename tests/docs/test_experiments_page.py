@@ -16,6 +16,8 @@ import re
 import statistics
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "docs" / "_static" / "ablation-cpu"
 PAGE = ROOT / "docs" / "experiments.rst"
@@ -62,6 +64,50 @@ def test_the_tool_renders_best_and_last_and_the_paired_verdicts():
             in text)
 
 
+def test_publish_copies_the_run_and_renders_command_wall_time_and_figures(tmp_path):
+    from recipes.oco_gan.experiment import Arm, summarize
+    from recipes.oco_gan.experiment.report import ArmResult, arm_entry
+
+    arms = [ArmResult(Arm(f"limited-{m}-s{s}", "limited", m, s, 4),
+                      {"points": [{"step": 4, "FID": 80.0 - 10 * s - (m == "hybrid")}]}, {})
+            for m in ("uncond_only", "hybrid") for s in (0, 1)]
+    results = {"command": "oco-gan experiment ablation --scale cpu", "wall_seconds": 9000.0,
+               "sittings": 3, "real_floor": {"FID": 33.04, "num_val": 500, "num_train": 500},
+               "segmenter_miou_real": 0.8123, "arms": [arm_entry(a) for a in arms],
+               **summarize(arms)}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(results))
+    for name in ("results.md", "results.png", "samples.png"):
+        (run / name).write_bytes(name.encode())
+    tool = _tool()
+    docs = tmp_path / "docs" / "_static" / "ablation"
+    copies = tool.publish(run / "results.json", docs)
+    assert sorted(c.name for c in copies) == ["results.json", "results.md", "results.png",
+                                              "samples.png"]
+    assert all(c.read_bytes() == (run / c.name).read_bytes() for c in copies)
+    text = tool.render(results, base="/_static/ablation")
+    assert ("Command: ``oco-gan experiment ablation --scale cpu``; wall time **2.50 h** over 3 "
+            "sittings." in text)
+    assert "(the floor): 33.0 (500 validation against 500 training images)" in text
+    assert "mIoU on real validation images: 81.2 %" in text
+    assert ".. figure:: /_static/ablation/results.png" in text
+    assert ".. figure:: /_static/ablation/samples.png" in text
+    # the grid's caption names its rows in the order the arms were drawn
+    assert ("then ``limited-uncond_only-s0``, ``limited-uncond_only-s1``, "
+            "``limited-hybrid-s0``, ``limited-hybrid-s1``." in text)
+    assert text.index("figure::") < text.index(".. list-table::")
+    # Without a base, no figures; a folder the docs cannot show is refused before any copy;
+    # a run missing a summary file is an error naming it.
+    assert "figure::" not in tool.render(results)
+    with pytest.raises(SystemExit):
+        tool.main([str(run / "results.json"), "--publish", str(tmp_path / "elsewhere")])
+    assert not (tmp_path / "elsewhere").exists()
+    (run / "samples.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"samples\.png"):
+        tool.publish(run / "results.json", tmp_path / "other")
+
+
 def test_the_page_publishes_only_committed_results():
     page = PAGE.read_text(encoding="utf-8")
     if not (RUN / "results.json").is_file():
@@ -70,9 +116,10 @@ def test_the_page_publishes_only_committed_results():
         assert "_static/ablation-cpu" not in page
         return
     results = json.loads((RUN / "results.json").read_text(encoding="utf-8"))
-    assert _tool().render(results) in page
-    assert "_static/ablation-cpu/results.png" in page
-    assert (RUN / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # what `tools/ablation_rst.py RUN/results.json --publish docs/_static/ablation-cpu` prints
+    assert _tool().render(results, base="/_static/ablation-cpu") in page
+    for name in ("results.png", "samples.png"):
+        assert (RUN / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     _check_finished_cpu_run(results)
 
 
