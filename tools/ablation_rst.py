@@ -133,7 +133,7 @@ def header(results: Dict[str, Any]) -> List[str]:
                 ""]
     if results.get("segmenter_miou_real") is not None:
         out += [f"The proxy segmenter's mIoU on real validation images: "
-                f"{100 * results['segmenter_miou_real']:.1f} % (the ceiling of the mIoU column).",
+                f"{100 * results['segmenter_miou_real']:.1f} % (the mIoU column's reference).",
                 ""]
     return out
 

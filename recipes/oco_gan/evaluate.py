@@ -11,7 +11,8 @@ checkpoint:
   classes: the 19 ``trainIds`` for Cityscapes, ADE20K's 150 classes without "other", COCO-Stuff's
   182 without "unlabeled", any other data set every class but don't-care; see
   :func:`~recipes.oco_gan.data.evaluated_classes`), and the same network's mIoU on the real
-  validation images (the ceiling a generator can reach).
+  validation images (the reference a generator's mIoU is read against; not a bound: images
+  easier to segment than real ones can score above it).
 
 A run trained with ``train.mode=uncond_only`` has an untrained conditional branch, and one trained
 with ``cond_only`` an untrained unconditional branch: the metrics of that branch (CFID, CKID and
@@ -580,7 +581,7 @@ def results_markdown(results: Dict[str, Any]) -> str:
     seg = results.get("segmenter")
     if seg:
         meta.append(("segmenter", f"{seg['path']} (mIoU on real validation images: "
-                                  f"{100 * seg['miou_real']:.2f} %, the ceiling)"))
+                                  f"{100 * seg['miou_real']:.2f} %, the reference)"))
         classes = results.get("miou_classes")
         if classes:
             meta.append(("mIoU classes", f"{classes['num_classes']} ({classes['protocol']})"))

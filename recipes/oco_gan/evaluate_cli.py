@@ -271,7 +271,7 @@ def register_train_segmenter(sub: Any) -> None:
         description="Train a small U-Net on the real labelled training pairs of a data set, "
         "save it as TorchScript (images [B,3,H,W] in [-1,1] -> logits [B,N,H,W]) for "
         "'oco-gan evaluate --segmenter', and report its mIoU on the real validation images "
-        "(the ceiling a generator can reach under it).",
+        "(the reference a generator's mIoU is read against).",
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument("--data-preset", default=None, metavar="NAME",
@@ -332,7 +332,7 @@ def run_train_segmenter(args: argparse.Namespace) -> int:
           f"{meta['dataset']} training pairs at {h}x{w}, {meta['steps']} steps, "
           f"{report.seconds:.0f} s")
     print(f"oco-gan train-segmenter: mIoU on {meta['val_images']} real validation images: "
-          f"{100 * report.miou:.2f} % (the ceiling a generator can reach under this segmenter)")
+          f"{100 * report.miou:.2f} % (the reference for a generator's mIoU)")
     for name, value in meta["val_iou"].items():
         if value is not None:
             print(f"    {name:<24} {100 * value:6.2f}")

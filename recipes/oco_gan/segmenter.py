@@ -6,7 +6,7 @@ accepts any such network exported as TorchScript. For a data set without a stand
 (the built-in synthetic scenes, a folder of your own), :func:`train_segmenter` trains
 :class:`CompactSegmenter`, a small U-Net, on the real labelled training pairs with class-balanced
 cross-entropy (the don't-care class ignored), measures its mIoU on the real validation images
-(the ceiling a generator can reach under this segmenter) and saves it as TorchScript.
+(the reference a generator's mIoU is read against) and saves it as TorchScript.
 
 Contract of a segmenter file (ours or yours): a TorchScript module mapping images
 ``[B, 3, H, W]`` in ``[-1, 1]`` (RGB) to class logits ``[B, N, h, w]`` over the model's ``N``
