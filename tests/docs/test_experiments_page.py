@@ -151,11 +151,12 @@ PROGRESS = "python tools/ablation_progress.py experiments/ablation-cpu --finishe
 
 
 def test_progress_notes_quote_the_progress_tool(capsys):
-    # While the run is unfinished the page reports each finished arm's curve and criteria as the
-    # progress tool prints them for the committed arms, so no number there is written by hand.
+    # The page quotes each finished arm's curve and criteria as the progress tool prints them for
+    # the committed arms (while the run goes on, and as the curves in numbers once it is
+    # published), so no number there is written by hand.
     page = PAGE.read_text(encoding="utf-8")
     if (RUN / "results.json").is_file() and PROGRESS not in page:
-        return  # the run is published (the test above checks the table): no progress block
+        return  # a published run without the block: the test above checks the table
     assert PROGRESS in page
     lines = page[page.index(PROGRESS):].splitlines()
     start = lines.index(".. code-block:: text") + 2
