@@ -166,11 +166,20 @@ def test_rerun_of_a_finished_experiment_trains_nothing(finished: Path, monkeypat
     calls = []
     monkeypatch.setattr(ex.runner, "in_process", lambda argv, log: calls.append(argv) or 0)
     before = json.loads((finished / "results.json").read_text())
-    assert main(["experiment", "ablation", "--scale", "smoke", "--out", str(finished),
-                 "--no-progress"]) == 0
+    sittings = (finished / "sittings.jsonl").read_text()
+    argv = ["experiment", "ablation", "--scale", "smoke", "--out", str(finished),
+            "--no-progress", "--jobs", "1"]
+    monkeypatch.setattr("sys.argv", ["oco-gan", *argv])  # what the command records
+    assert main(argv) == 0
     assert calls == []
     after = json.loads((finished / "results.json").read_text())
     assert after["summary"] == before["summary"]
+    # Not a sitting of the run: no wall time added, the finishing sitting's command kept.
+    assert (finished / "sittings.jsonl").read_text() == sittings
+    assert (after["sittings"], after["wall_seconds"]) == (before["sittings"],
+                                                          before["wall_seconds"])
+    assert after["command"] == before["command"] and "--jobs" not in after["command"]
+    assert after == before
 
 
 def test_resume_of_a_half_finished_experiment_matches_an_uninterrupted_one(

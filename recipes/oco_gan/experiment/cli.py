@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
                         "limited / semi, S seeds each (paper Table 4)")
     a.add_argument("--scale", choices=sorted(SCALES), required=True,
                    help="smoke (machinery check, ~1 min), cpu (16x16 synthetic scenes, 2 seeds, "
-                        "about 10 h on 2 CPU cores with --jobs 2, over several sittings with "
+                        "10.8 h measured on 2 CPU cores with --jobs 2, over sittings with "
                         "--compact; see docs/experiments.rst), paper (Cityscapes protocol, for a "
                         "GPU cluster)")
     a.add_argument("--out", required=True, metavar="DIR", help="experiment folder")

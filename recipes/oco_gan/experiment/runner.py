@@ -8,7 +8,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .plan import RESULTS_FORMAT, Arm, Scale, plan_arms, train_overrides
 from .procs import (
@@ -290,7 +290,10 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     start from it are finished too), so the folder stays small enough to keep between sittings.
 
     Every sitting's wall time (also an interrupted one's) is kept in ``out/sittings.jsonl``;
-    ``results.json`` reports their sum as ``wall_seconds``.
+    ``results.json`` reports their sum as ``wall_seconds``. A rerun of a finished experiment
+    that has nothing left to train or evaluate only rewrites the summary files: it adds no
+    sitting and keeps the ``command`` and ``seconds_this_sitting`` of the sitting that finished
+    the run (so ``results.json`` is unchanged).
 
     With ``hours`` this sitting ends that many hours after it started: the arms whose estimated
     remaining time fits in what is left start first, the longest first (when none fits, one that
@@ -320,16 +323,23 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
     else:
         _write_text(plan_path, json.dumps(plan, indent=2) + "\n")
     start = time.time()
+    summary = out / "results.json"  # a finished experiment's, if any
+    previous = json.loads(summary.read_text()) if summary.is_file() else None
     try:
-        results = _run_ablation(out, scale=scale, seeds=seeds, stagewise=stagewise,
-                                budget=budget, extra=extra, jobs=jobs, launcher=launcher,
-                                compact=compact, device=device, progress=progress,
-                                end=None if hours is None else start + hours * 3600.0,
-                                command=command, log=log)
+        results, worked = _run_ablation(out, scale=scale, seeds=seeds, stagewise=stagewise,
+                                        budget=budget, extra=extra, jobs=jobs, launcher=launcher,
+                                        compact=compact, device=device, progress=progress,
+                                        end=None if hours is None else start + hours * 3600.0,
+                                        command=command, log=log)
     except BaseException:
         _record_sitting(out, start, time.time())
         raise
-    results["wall_seconds"] = _record_sitting(out, start, time.time())
+    if worked or previous is None:
+        results["wall_seconds"] = _record_sitting(out, start, time.time())
+    else:  # nothing trained or evaluated: not a sitting of the run
+        results["wall_seconds"] = sum(r["end"] - r["start"] for r in _sittings(out))
+        for key in ("command", "seconds_this_sitting"):  # those of the sitting that finished it
+            results[key] = previous.get(key, results[key])
     results["sittings"] = len(_sittings(out))
     _write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     _write_text(out / "results.md", results_markdown(results))
@@ -343,13 +353,22 @@ def run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool = False
 def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budget: str,
                   extra: Sequence[str], jobs: int, launcher: Sequence[str], compact: bool,
                   device: str, progress: bool, end: Optional[float], command: str,
-                  log: Callable[[str], None]) -> Dict[str, Any]:
+                  log: Callable[[str], None]) -> Tuple[Dict[str, Any], bool]:
+    """The summary, and whether this sitting did any work (trained or evaluated anything, the
+    segmenter or the floor included)."""
     arms = plan_arms(scale, seeds=seeds, stagewise=stagewise, budget=budget)
     # Subprocesses also for one job with an end: at the end they are stopped with a signal.
     parallel = jobs > 1 or bool(launcher) or end is not None
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     children = Children()
-    runner = subprocess_runner(launcher, threads, children) if parallel else in_process
+    work = subprocess_runner(launcher, threads, children) if parallel else in_process
+    calls: List[List[str]] = []
+
+    def runner(argv: List[str], log_path: Optional[Path]) -> int:
+        calls.append(argv)
+        return work(argv, log_path)
+
+    floor_cached = (out / "real_floor.json").is_file()
     show = progress and not parallel
     start = time.time()
     halt = children.stopping
@@ -403,7 +422,7 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budge
     floor = real_floor(scale, out=out, extra=extra, device=device)
     arm_results = [ArmResult(a, read_curve(out / "arms" / a.name), evaluated[a.name])
                    for a in arms]
-    return {
+    return ({
         "format": RESULTS_FORMAT, "version": 2, "scale": scale.name, "note": scale.note,
         "command": command, "seeds": seeds, "budget": budget,
         "iterations": {a.name: a.steps for a in arms},
@@ -417,4 +436,4 @@ def _run_ablation(out: Path, *, scale: Scale, seeds: int, stagewise: bool, budge
         "arms": [arm_entry(r) for r in arm_results],
         **summarize(arm_results),
         "seconds_this_sitting": time.time() - start,
-    }
+    }, bool(calls) or not floor_cached)
