@@ -148,6 +148,28 @@ def _check_finished_cpu_run(res: dict) -> None:
 
 
 PROGRESS = "python tools/ablation_progress.py experiments/ablation-cpu --finished"
+QUOTED = re.compile(
+    r"``(python tools/ablation_progress\.py (experiments/[\w./-]+)( --finished)?)``")
+
+
+def _progress_tool():
+    spec = importlib.util.spec_from_file_location(
+        "ablation_progress", ROOT / "tools" / "ablation_progress.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def _quoted_block(page: str, command: str) -> str:
+    """The ``.. code-block:: text`` that follows ``command`` on the page."""
+    lines = page[page.index(command):].splitlines()
+    start = lines.index(".. code-block:: text") + 2
+    block = []
+    for line in lines[start:]:
+        if line and not line.startswith("   "):
+            break
+        block.append(line[3:])
+    return "\n".join(block).strip()
 
 
 def test_progress_notes_quote_the_progress_tool(capsys):
@@ -158,20 +180,28 @@ def test_progress_notes_quote_the_progress_tool(capsys):
     if (RUN / "results.json").is_file() and PROGRESS not in page:
         return  # a published run without the block: the test above checks the table
     assert PROGRESS in page
-    lines = page[page.index(PROGRESS):].splitlines()
-    start = lines.index(".. code-block:: text") + 2
-    block = []
-    for line in lines[start:]:
-        if line and not line.startswith("   "):
-            break
-        block.append(line[3:])
-    spec = importlib.util.spec_from_file_location(
-        "ablation_progress", ROOT / "tools" / "ablation_progress.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _progress_tool()
     assert tool.main([str(ROOT / "experiments" / "ablation-cpu"), "--finished"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed and "\n".join(block).strip() == "\n".join(printed).strip()
+    assert printed and _quoted_block(page, PROGRESS) == "\n".join(printed).strip()
     finished = sorted(d.parent.parent.name for d in
                       (ROOT / "experiments" / "ablation-cpu" / "arms").glob("*/eval/results.json"))
     assert sorted({line.split()[0] for line in printed if not line.startswith(" ")}) == finished
+
+
+def test_every_quoted_pilot_folder_is_committed_and_quoted_exactly(capsys):
+    # Pilot runs (experiments/pilots-*) are published the same way: the page names the tool's
+    # command for the committed folder, and the block under it is that command's output.
+    page = PAGE.read_text(encoding="utf-8")
+    quoted = [m for m in QUOTED.finditer(page) if m.group(1) != PROGRESS]
+    pilots = sorted(p.name for p in (ROOT / "experiments").glob("pilots-*"))
+    assert sorted({Path(m.group(2)).name for m in quoted}) == pilots
+    tool = _progress_tool()
+    for m in quoted:
+        folder = ROOT / m.group(2)
+        assert (folder / "arms").is_dir(), m.group(2)
+        argv = [str(folder)] + (["--finished"] if m.group(3) else [])
+        assert tool.main(argv) == 0
+        printed = capsys.readouterr().out.strip()
+        assert printed, m.group(1)
+        assert _quoted_block(page, m.group(0)) == printed, m.group(1)
